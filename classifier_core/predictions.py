@@ -1,0 +1,192 @@
+"""Prediction records, predictions.jsonl and the output.tar.gz of a job (SPEC §5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from classifier_core.config import LABEL_THRESHOLD, MIN_LABELS_LISTED, TOP_CLASSES
+from classifier_core.documents import Document
+
+SCORE_DECIMALS = 6
+
+
+def multi_class_record(labels: Sequence[str], scores: np.ndarray) -> dict[str, Any]:
+    """Builds the ``Classes`` part of a multi-class record.
+
+    Args:
+        labels: Class names, in the column order of ``scores``.
+        scores: One document's probabilities, shape (len(labels),).
+
+    Returns:
+        ``{"Classes": [{"Name": ..., "Score": ...}, ...]}`` with the top ``TOP_CLASSES``
+        classes by score, descending, ties by name.
+
+    Raises:
+        ValueError: ``scores`` does not hold one score per label.
+    """
+    entries = _ranked(labels, scores)
+    return {"Classes": entries[:TOP_CLASSES]}
+
+
+def multi_label_record(labels: Sequence[str], scores: np.ndarray) -> dict[str, Any]:
+    """Builds the ``Labels`` part of a multi-label record.
+
+    A label is assigned iff its (rounded) Score is at least ``LABEL_THRESHOLD``; the
+    rounded score decides so that a reader applying the threshold to the record agrees.
+
+    Args:
+        labels: Label names, in the column order of ``scores``.
+        scores: One document's independent per-label scores, shape (len(labels),).
+
+    Returns:
+        ``{"Labels": [...]}``: every assigned label, plus the next highest until
+        ``MIN_LABELS_LISTED`` are listed; by score, descending, ties by name.
+
+    Raises:
+        ValueError: ``scores`` does not hold one score per label.
+    """
+    entries = _ranked(labels, scores)
+    assigned = sum(entry["Score"] >= LABEL_THRESHOLD for entry in entries)
+    return {"Labels": entries[: max(assigned, MIN_LABELS_LISTED)]}
+
+
+def prediction_records(
+    documents: Sequence[Document],
+    labels: Sequence[str],
+    scores: np.ndarray | None,
+    multi_label: bool,
+) -> list[dict[str, Any]]:
+    """Builds one predictions.jsonl record per document, in order.
+
+    Args:
+        documents: A batch of documents, including those with an error.
+        labels: Class or label names, in the column order of ``scores``.
+        scores: One row per document without an error, in order; None when every
+            document has an error.
+        multi_label: Whether to build ``Labels`` (multi-label) or ``Classes`` records.
+
+    Returns:
+        One record per document: prediction or error.
+
+    Raises:
+        ValueError: ``scores`` has not one row per document without an error.
+    """
+    expected = sum(document.error is None for document in documents)
+    found = 0 if scores is None else len(scores)
+    if found != expected:
+        raise ValueError(
+            f"expected {expected} score rows (one per document without an error); found {found}"
+        )
+    build = multi_label_record if multi_label else multi_class_record
+    rows = iter(() if scores is None else scores)
+    records = []
+    for document in documents:
+        record = _where(document)
+        if document.error is None:
+            record.update(build(labels, next(rows)))
+        else:
+            record["ErrorCode"] = document.error.value
+            record["ErrorMessage"] = document.error_message
+        records.append(record)
+    return records
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], fp: BinaryIO) -> int:
+    """Writes one JSON object per line, UTF-8 encoded, keys in record order.
+
+    Takes a binary file object, like the readers, so that the encoding and the LF line
+    end are fixed here and not by how the caller opened the file.
+
+    Args:
+        records: Records from ``prediction_records``.
+        fp: Binary file object to write to.
+
+    Returns:
+        The number of records written.
+
+    Raises:
+        ValueError: A record holds a NaN or infinite score, which JSON cannot express.
+    """
+    count = 0
+    for record in records:
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+        fp.write(line.encode("utf-8") + b"\n")
+        count += 1
+    return count
+
+
+def package_tar_gz(members: Sequence[tuple[str, str | Path]], archive_path: str | Path) -> None:
+    """Writes a .tar.gz holding the given regular files under flat names.
+
+    The archive is written next to ``archive_path`` and moved into place at the end, so
+    a failure never leaves a partial archive there (nor replaces an older one).
+
+    Args:
+        members: (name in the archive, local file path) pairs, in archive order.
+        archive_path: Where the archive goes.
+
+    Raises:
+        ValueError: A name is empty, absolute, repeated, not flat or contains '..', or a
+            path is not a regular file.
+        OSError: A file cannot be read or the archive cannot be written.
+    """
+    _check_arcnames([arcname for arcname, _ in members])
+    partial = f"{os.fspath(archive_path)}.partial"
+    try:
+        with tarfile.open(partial, "w:gz") as tar:
+            for arcname, path in members:
+                tar.add(path, arcname=arcname, recursive=False, filter=_normalized)
+        os.replace(partial, archive_path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _ranked(labels: Sequence[str], scores: np.ndarray) -> list[dict[str, Any]]:
+    values = np.asarray(scores, dtype=float).ravel()
+    if len(values) != len(labels):
+        raise ValueError(f"expected {len(labels)} scores (one per label); found {len(values)}")
+    # Rank on the rounded score so that equal-looking scores are ordered by name.
+    rounded = [round(float(value), SCORE_DECIMALS) for value in values]
+    order = sorted(range(len(labels)), key=lambda i: (-rounded[i], labels[i]))
+    return [{"Name": labels[i], "Score": rounded[i]} for i in order]
+
+
+def _where(document: Document) -> dict[str, Any]:
+    if document.line is None:
+        return {"File": document.file}
+    return {"File": document.file, "Line": str(document.line)}
+
+
+def _check_arcnames(arcnames: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for arcname in arcnames:
+        unsafe = (
+            arcname in ("", ".")
+            or ".." in arcname
+            or "/" in arcname
+            or "\\" in arcname
+            or os.path.isabs(arcname)
+        )
+        if unsafe:
+            raise ValueError(f"archive member name must be a flat file name; found {arcname!r}")
+        if arcname in seen:
+            raise ValueError(f"archive member name must be unique; found {arcname!r} twice")
+        seen.add(arcname)
+
+
+def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Ownership and permissions of the worker that packaged the job mean nothing to the reader.
+    if not info.isreg():
+        raise ValueError(f"archive member must be a regular file; found {info.name!r}")
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o644
+    return info

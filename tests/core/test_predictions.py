@@ -1,0 +1,229 @@
+"""Tests of prediction records, predictions.jsonl and output.tar.gz (SPEC §5)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from classifier_core.documents import Document, DocumentError
+from classifier_core.predictions import (
+    multi_class_record,
+    multi_label_record,
+    package_tar_gz,
+    prediction_records,
+    write_jsonl,
+)
+
+
+def entries(*pairs):
+    return [{"Name": name, "Score": score} for name, score in pairs]
+
+
+def test_multi_class_top_three_sorted():
+    labels = ["a", "b", "c", "d", "e"]
+    scores = np.array([0.1, 0.4, 0.05, 0.3, 0.15])
+    assert multi_class_record(labels, scores) == {
+        "Classes": entries(("b", 0.4), ("d", 0.3), ("e", 0.15))
+    }
+
+
+def test_multi_class_fewer_than_three_classes():
+    assert multi_class_record(["spam", "ham"], np.array([0.0006, 0.9994])) == {
+        "Classes": entries(("ham", 0.9994), ("spam", 0.0006))
+    }
+
+
+def test_multi_class_ties_by_name():
+    labels = ["z", "y", "b", "a"]
+    assert multi_class_record(labels, np.array([0.25, 0.25, 0.25, 0.25])) == {
+        "Classes": entries(("a", 0.25), ("b", 0.25), ("y", 0.25))
+    }
+
+
+def test_scores_rounded_to_six_places_and_plain_floats():
+    record = multi_class_record(["a", "b"], np.array([2 / 3, 1 / 3], dtype=np.float32))
+    assert record == {"Classes": entries(("a", 0.666667), ("b", 0.333333))}
+    assert all(type(entry["Score"]) is float for entry in record["Classes"])
+
+
+def test_scores_equal_after_rounding_ordered_by_name():
+    record = multi_class_record(["b", "a"], np.array([0.5000001, 0.4999999]))
+    assert record == {"Classes": entries(("a", 0.5), ("b", 0.5))}
+
+
+def test_scores_must_match_labels():
+    with pytest.raises(ValueError, match=r"expected 2 scores \(one per label\); found 3"):
+        multi_class_record(["a", "b"], np.array([0.1, 0.2, 0.7]))
+
+
+def test_multi_label_fills_to_three():
+    labels = ["a", "b", "c", "d", "e"]
+    scores = np.array([0.1, 0.9, 0.2, 0.3, 0.05])
+    assert multi_label_record(labels, scores) == {
+        "Labels": entries(("b", 0.9), ("d", 0.3), ("c", 0.2))
+    }
+
+
+def test_multi_label_lists_every_assigned_label():
+    labels = ["a", "b", "c", "d", "e"]
+    scores = np.array([0.5, 0.9, 0.7, 0.6, 0.49])
+    assert multi_label_record(labels, scores) == {
+        "Labels": entries(("b", 0.9), ("c", 0.7), ("d", 0.6), ("a", 0.5))
+    }
+
+
+def test_multi_label_none_assigned_and_ties():
+    labels = ["c", "b", "a", "d"]
+    assert multi_label_record(labels, np.array([0.1, 0.1, 0.1, 0.1])) == {
+        "Labels": entries(("a", 0.1), ("b", 0.1), ("c", 0.1))
+    }
+
+
+def test_multi_label_fewer_than_three_labels():
+    assert multi_label_record(["x", "y"], np.array([0.2, 0.8])) == {
+        "Labels": entries(("y", 0.8), ("x", 0.2))
+    }
+
+
+def test_prediction_records_per_line_with_errors():
+    documents = [
+        Document("f.txt", 0, "hello"),
+        Document("f.txt", 1, None, DocumentError.EMPTY_DOCUMENT, "document is empty"),
+        Document("f.txt", 2, "bye"),
+    ]
+    scores = np.array([[0.9994, 0.0006], [0.2, 0.8]])
+    records = prediction_records(documents, ["ham", "spam"], scores, multi_label=False)
+    assert records == [
+        {"File": "f.txt", "Line": "0", "Classes": entries(("ham", 0.9994), ("spam", 0.0006))},
+        {
+            "File": "f.txt",
+            "Line": "1",
+            "ErrorCode": "EMPTY_DOCUMENT",
+            "ErrorMessage": "document is empty",
+        },
+        {"File": "f.txt", "Line": "2", "Classes": entries(("spam", 0.8), ("ham", 0.2))},
+    ]
+    assert [list(record) for record in records] == [
+        ["File", "Line", "Classes"],
+        ["File", "Line", "ErrorCode", "ErrorMessage"],
+        ["File", "Line", "Classes"],
+    ]
+
+
+def test_prediction_records_per_file_multi_label():
+    documents = [
+        Document("a.txt", None, "x"),
+        Document("b.txt", None, None, DocumentError.DOCUMENT_SIZE_EXCEEDED, "too big"),
+    ]
+    records = prediction_records(documents, ["p", "q"], np.array([[0.7, 0.6]]), True)
+    assert records == [
+        {"File": "a.txt", "Labels": entries(("p", 0.7), ("q", 0.6))},
+        {"File": "b.txt", "ErrorCode": "DOCUMENT_SIZE_EXCEEDED", "ErrorMessage": "too big"},
+    ]
+
+
+def test_prediction_records_all_errors_without_scores():
+    documents = [Document("f.txt", 0, None, DocumentError.INVALID_ENCODING, "bad")]
+    assert prediction_records(documents, ["a"], None, multi_label=False) == [
+        {"File": "f.txt", "Line": "0", "ErrorCode": "INVALID_ENCODING", "ErrorMessage": "bad"}
+    ]
+
+
+def test_prediction_records_rejects_wrong_row_count():
+    documents = [Document("f.txt", 0, "a"), Document("f.txt", 1, "b")]
+    message = r"expected 2 score rows \(one per document without an error\); found 1"
+    with pytest.raises(ValueError, match=message):
+        prediction_records(documents, ["a", "b"], np.array([[0.5, 0.5]]), False)
+    with pytest.raises(ValueError, match="found 0"):
+        prediction_records(documents, ["a", "b"], None, False)
+
+
+def test_write_jsonl():
+    records = [
+        {"File": "f.txt", "Line": "0", "Classes": entries(("héllo", 0.75), ("b", 0.25))},
+        {"File": "f.txt", "Line": "1", "ErrorCode": "EMPTY_DOCUMENT", "ErrorMessage": "e"},
+    ]
+    out = io.BytesIO()
+    assert write_jsonl(iter(records), out) == 2
+    assert out.getvalue().decode("utf-8") == (
+        '{"File": "f.txt", "Line": "0", "Classes": [{"Name": "héllo", "Score": 0.75}, '
+        '{"Name": "b", "Score": 0.25}]}\n'
+        '{"File": "f.txt", "Line": "1", "ErrorCode": "EMPTY_DOCUMENT", "ErrorMessage": "e"}\n'
+    )
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == records
+
+
+def test_write_jsonl_empty_and_nan():
+    assert write_jsonl([], io.BytesIO()) == 0
+    with pytest.raises(ValueError, match="Out of range float values"):
+        write_jsonl([{"Score": float("nan")}], io.BytesIO())
+
+
+def test_package_tar_gz(tmp_path):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_bytes(b'{"File": "a"}\n')
+    matrix = tmp_path / "cm.json"
+    matrix.write_bytes(b"{}")
+    matrix.chmod(0o600)
+    archive = tmp_path / "output.tar.gz"
+    sources = [("predictions.jsonl", predictions), ("confusion_matrix.json", str(matrix))]
+    package_tar_gz(sources, archive)
+    assert not (tmp_path / "output.tar.gz.partial").exists()
+    with tarfile.open(archive, "r:gz") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["predictions.jsonl", "confusion_matrix.json"]
+        assert [(m.uid, m.gid, m.uname, m.gname, m.mode) for m in members] == [
+            (0, 0, "", "", 0o644)
+        ] * 2
+        assert all(m.isreg() for m in members)
+        assert tar.extractfile("predictions.jsonl").read() == b'{"File": "a"}\n'
+        assert tar.extractfile("confusion_matrix.json").read() == b"{}"
+
+
+@pytest.mark.parametrize(
+    "arcname", ["/etc/passwd", "../x", "a/b", "..", "a..b", "", ".", "a\\b"]
+)
+def test_package_tar_gz_rejects_unsafe_names(tmp_path, arcname):
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    archive = tmp_path / "out.tar.gz"
+    with pytest.raises(ValueError, match="archive member name must be a flat file name"):
+        package_tar_gz([(arcname, source)], archive)
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_package_tar_gz_rejects_duplicate_names(tmp_path):
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    with pytest.raises(ValueError, match="found 'a' twice"):
+        package_tar_gz([("a", source), ("a", source)], tmp_path / "out.tar.gz")
+
+
+def test_package_tar_gz_rejects_directory(tmp_path):
+    archive = tmp_path / "out.tar.gz"
+    with pytest.raises(ValueError, match="archive member must be a regular file"):
+        package_tar_gz([("d", tmp_path)], archive)
+    assert not archive.exists()
+    assert not (tmp_path / "out.tar.gz.partial").exists()
+
+
+def test_package_tar_gz_failure_midway_leaves_no_archive(tmp_path):
+    source = tmp_path / "f"
+    source.write_bytes(b"x" * 100_000)
+    archive = tmp_path / "out.tar.gz"
+    with pytest.raises(FileNotFoundError):
+        package_tar_gz([("a", source), ("b", tmp_path / "missing")], archive)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_package_tar_gz_failure_keeps_previous_archive(tmp_path):
+    archive = tmp_path / "out.tar.gz"
+    archive.write_bytes(b"previous")
+    with pytest.raises(FileNotFoundError):
+        package_tar_gz([("a", tmp_path / "missing")], archive)
+    assert archive.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tar.gz"]
