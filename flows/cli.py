@@ -1,0 +1,175 @@
+"""The ``docclass`` command line. Results go to stdout as JSON, progress and errors to stderr.
+
+Exit codes: 0 success, 1 the work failed (e.g. a classifier ended IN_ERROR), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from tasks.settings import apply_environment_defaults
+
+EPILOG = """\
+State lives under $DOCCLASS_HOME (default ~/.docclass): the MLflow store (mlflow.db,
+mlartifacts/) unless MLFLOW_TRACKING_URI is set, and job outputs (output/). Prefect runs
+flows on a temporary local server unless PREFECT_API_URL is set. s3:// URIs use the
+standard AWS variables (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...).
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    apply_environment_defaults()
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("docclass: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - translated once, here, into a message and exit 1
+        from classifier_core.errors import DocclassError
+
+        if not isinstance(exc, DocclassError):
+            raise
+        print(f"docclass: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docclass",
+        description="Self-hosted document classification: Amazon Comprehend custom classification "
+        "on Prefect, MLflow and scikit-learn.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(commands)
+    _add_classifiers(commands)
+    return parser
+
+
+def _add_train(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train, evaluate and register a classifier version (CreateDocumentClassifier)",
+        description="Runs the Prefect flow create_document_classifier: validate training data, train, "
+        "evaluate (the 8 Comprehend metrics), register in MLflow, package output.tar.gz. Prints the "
+        "DescribeDocumentClassifier JSON on stdout.",
+    )
+    train.add_argument("--name", required=True, help="classifier name (letters, digits, inner hyphens; <= 63)")
+    train.add_argument("--mode", required=True, choices=["MULTI_CLASS", "MULTI_LABEL"])
+    train.add_argument("--training-data", required=True, metavar="URI", help="CSV (label,text; no header) or manifest: a path, file://, s3://, file or prefix")
+    train.add_argument("--test-data", metavar="URI", help="test data in the same format; default: a stratified 10%% holdout")
+    train.add_argument("--label-delimiter", default="|", metavar="C", help="multi-label delimiter (default '|')")
+    train.add_argument("--version-name", metavar="V", help="version name, unique per classifier")
+    train.add_argument("--output", metavar="URI", help="training output location (default $DOCCLASS_HOME/output)")
+    train.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag for the version (repeatable)")
+    train.add_argument("--strict", action="store_true", help="apply Comprehend's minimum document counts as errors")
+    train.add_argument("--data-format", default="COMPREHEND_CSV", choices=["COMPREHEND_CSV", "AUGMENTED_MANIFEST"])
+    train.add_argument("--attribute-names", metavar="A[,B...]", help="label attribute names of an augmented manifest (1-5)")
+    train.set_defaults(handler=_train)
+
+
+def _add_classifiers(commands) -> None:
+    classifiers = commands.add_parser("classifiers", help="list or describe registered classifiers")
+    sub = classifiers.add_subparsers(dest="classifiers_command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="every version of every classifier, as a JSON array").set_defaults(handler=_list_classifiers)
+    describe = sub.add_parser("describe", help="one version: NAME (its champion), NAME:VERSION or NAME@ALIAS")
+    describe.add_argument("classifier", metavar="NAME[:VERSION|@ALIAS]")
+    describe.set_defaults(handler=_describe_classifier)
+
+
+def _parse_tags(pairs: Sequence[str]) -> list[dict[str, str]]:
+    tags = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"docclass: error: --tag expects KEY=VALUE; found {pair!r}")
+        tags.append({"Key": key, "Value": value})
+    return tags
+
+
+def training_request(args: argparse.Namespace):
+    """The CreateDocumentClassifierRequest the train command's arguments describe."""
+    from pydantic import ValidationError
+
+    from flows.requests import CreateDocumentClassifierRequest
+
+    input_config: dict = {"DataFormat": args.data_format, "LabelDelimiter": args.label_delimiter}
+    if args.data_format == "AUGMENTED_MANIFEST":
+        if not args.attribute_names:
+            raise SystemExit("docclass: error: --data-format AUGMENTED_MANIFEST needs --attribute-names")
+        names = [name.strip() for name in args.attribute_names.split(",") if name.strip()]
+        input_config["AugmentedManifests"] = [{"S3Uri": args.training_data, "AttributeNames": names, "Split": "TRAIN"}]
+        if args.test_data:
+            input_config["AugmentedManifests"].append({"S3Uri": args.test_data, "AttributeNames": names, "Split": "TEST"})
+    else:
+        input_config.update(S3Uri=args.training_data, TestS3Uri=args.test_data)
+    try:
+        return CreateDocumentClassifierRequest(
+            DocumentClassifierName=args.name,
+            VersionName=args.version_name,
+            Mode=args.mode,
+            InputDataConfig=input_config,
+            OutputDataConfig={"S3Uri": args.output},
+            Tags=_parse_tags(args.tag),
+            Strict=args.strict,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise SystemExit(f"docclass: error: {problems}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    request = training_request(args)
+    from flows.training import create_document_classifier, initial_properties, now_iso
+
+    print(f"docclass: training {request.DocumentClassifierName} ({request.Mode.value}) ...", file=sys.stderr)
+    state = create_document_classifier(request, return_state=True)
+    if state.is_completed():
+        _print_json(state.result())
+        return 0
+    describe = initial_properties(request, _job_id(state))
+    describe.update(Status="IN_ERROR", Message=state.message or "training failed", EndTime=now_iso())
+    del describe["OutputDataConfig"]
+    _print_json(describe)
+    print(f"docclass: error: {describe['Message']}", file=sys.stderr)
+    return 1
+
+
+def _job_id(state) -> str:
+    flow_run_id = state.state_details.flow_run_id
+    return flow_run_id.hex if flow_run_id else ""
+
+
+def _registry():
+    from tasks import registry
+    from tasks.settings import docclass_home
+
+    registry.configure(docclass_home())
+    return registry
+
+
+def _list_classifiers(args: argparse.Namespace) -> int:
+    _print_json(_registry().list_classifiers())
+    return 0
+
+
+def _describe_classifier(args: argparse.Namespace) -> int:
+    registry = _registry()
+    _print_json(registry.describe(registry.resolve(registry.ModelRef.parse(args.classifier))))
+    return 0
+
+
+def _print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Flow parameters as pydantic models mirroring Comprehend's request fields.
+
+Prefect renders them as forms (with these descriptions and defaults) in its UI.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Aliased: the Comprehend field names Mode and DataFormat would shadow the enum types.
+from classifier_core.config import DEFAULT_LABEL_DELIMITER
+from classifier_core.config import DataFormat as DataFormatEnum
+from classifier_core.config import Mode as ModeEnum
+from classifier_core.errors import InvalidNameError
+from classifier_core.names import validate_name, validate_tags
+
+
+class Tag(BaseModel):
+    Key: str = Field(min_length=1, max_length=128)
+    Value: str = Field(default="", max_length=256)
+
+
+class AugmentedManifest(BaseModel):
+    S3Uri: str = Field(description="A SageMaker Ground Truth manifest (JSON lines): a file or a prefix.")
+    AttributeNames: list[str] = Field(min_length=1, max_length=5, description="Label attribute names (1-5).")
+    Split: str = Field(default="TRAIN", pattern="^(TRAIN|TEST)$", description="TRAIN or TEST.")
+
+
+class DocumentClassifierInputDataConfig(BaseModel):
+    DataFormat: DataFormatEnum = Field(default=DataFormatEnum.COMPREHEND_CSV)
+    S3Uri: str | None = Field(default=None, description="Training CSV: local path, file:// or s3:// file or prefix.")
+    TestS3Uri: str | None = Field(default=None, description="Optional test CSV; else a stratified 10% holdout.")
+    LabelDelimiter: str = Field(default=DEFAULT_LABEL_DELIMITER, min_length=1, max_length=1,
+                                description="Multi-label only: the character joining labels.")
+    AugmentedManifests: list[AugmentedManifest] = Field(default_factory=list)
+
+
+class DocumentClassifierOutputDataConfig(BaseModel):
+    S3Uri: str | None = Field(default=None, description="Where <TrainingJobId>/output/output.tar.gz goes; default $DOCCLASS_HOME/output.")
+
+
+class CreateDocumentClassifierRequest(BaseModel):
+    """CreateDocumentClassifier, as docclass takes it."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    DocumentClassifierName: str = Field(description="Name of the classifier (the MLflow registered model).")
+    VersionName: str | None = Field(default=None, description="Optional version name, unique per classifier.")
+    Mode: ModeEnum = Field(default=ModeEnum.MULTI_CLASS)
+    InputDataConfig: DocumentClassifierInputDataConfig
+    OutputDataConfig: DocumentClassifierOutputDataConfig = Field(default_factory=DocumentClassifierOutputDataConfig)
+    Tags: list[Tag] = Field(default_factory=list)
+    Strict: bool = Field(default=False, description="Apply Comprehend's minimums (10 docs per class) as errors.")
+
+    @field_validator("DocumentClassifierName")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _checked(validate_name, value, "classifier name")
+
+    @field_validator("VersionName")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        return value if value is None else _checked(validate_name, value, "version name")
+
+    @field_validator("Tags")
+    @classmethod
+    def _tags(cls, value: list[Tag]) -> list[Tag]:
+        _checked(validate_tags, {tag.Key: tag.Value for tag in value})
+        return value
+
+    def tag_dict(self) -> dict[str, str]:
+        return {tag.Key: tag.Value for tag in self.Tags}
+
+
+def _checked(check, *args):
+    try:
+        return check(*args)
+    except InvalidNameError as exc:
+        raise ValueError(str(exc)) from None

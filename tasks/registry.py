@@ -1,0 +1,217 @@
+"""The model registry: MLflow tracking + model registry. The only module importing mlflow.
+
+A classifier NAME is an MLflow registered model and an experiment of the same name; each
+trained version is one run (params, the 8 metrics, confusion_matrix.json, the pyfunc model)
+and one model version carrying the Comprehend VersionName and the user's tags. The first
+version gets the alias ``champion``, later ones ``challenger``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+import classifier_core
+from classifier_core.errors import DocclassError, InvalidNameError
+from classifier_core.model import TextClassifier
+from classifier_core.names import validate_name
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+DESCRIBE_ARTIFACT = "classifier.json"
+VERSION_NAME_TAG = "docclass.version_name"
+_PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+class RegistryError(DocclassError):
+    """The registry cannot be reached, or has no such classifier or version."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """``NAME``, ``NAME:VERSION`` (VersionName or registry version number) or ``NAME@ALIAS``."""
+
+    name: str
+    version: str | None = None
+    alias: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, default_alias: str | None = CHAMPION) -> ModelRef:
+        name, at, alias = text.partition("@")
+        name, colon, version = name.partition(":")
+        validate_name(name, "classifier name")
+        if at and not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", alias):
+            raise InvalidNameError(f"expected an alias of letters, digits, '-' or '_'; found {alias!r}")
+        if colon and not version:
+            raise InvalidNameError(f"expected a version after ':' in {text!r}; found nothing")
+        if not at and not colon:
+            alias = default_alias
+        return cls(name=name, version=version or None, alias=alias or None)
+
+    def __str__(self) -> str:
+        if self.version:
+            return f"{self.name}:{self.version}"
+        return f"{self.name}@{self.alias}" if self.alias else self.name
+
+
+def configure(home: Path) -> str:
+    """Points MLflow at a sqlite store under ``home`` unless MLFLOW_TRACKING_URI is set."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        home.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    return mlflow.get_tracking_uri()
+
+
+def _experiment_id(name: str, home: Path) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if mlflow.get_tracking_uri().startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI"):
+        # Without this MLflow puts artifacts in ./mlruns of whatever directory we run from.
+        artifact_location = (home / "mlartifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "joblib")
+    return [f"{package}=={version(package)}" for package in packages]
+
+
+def register_classifier(
+    *,
+    name: str,
+    model_dir: Path,
+    describe: dict,
+    params: dict,
+    metrics: dict[str, float],
+    artifacts: list[Path],
+    tags: dict[str, str],
+    home: Path,
+) -> ModelVersion:
+    """Logs one run and registers one model version; sets its alias; returns the version.
+
+    ``describe`` (the DescribeDocumentClassifier shape) is stored as the run's
+    classifier.json artifact, with ``ModelVersion`` added, so describe reads it back whole.
+    """
+    client = MlflowClient()
+    version_name = describe.get("VersionName")
+    ensure_version_name_free(name, version_name)
+    with mlflow.start_run(experiment_id=_experiment_id(name, home), run_name=version_name or None) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+        mlflow.set_tags({**tags, "docclass.training_job_id": describe.get("TrainingJobId", "")})
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(_PYFUNC_FILE),
+            artifacts={"model_dir": str(model_dir)},
+            code_paths=[str(Path(classifier_core.__file__).parent)],
+            pip_requirements=_pip_requirements(),
+            registered_model_name=name,
+        )
+        version = client.get_model_version(name, str(info.registered_model_version))
+        for key, value in {**tags, **({VERSION_NAME_TAG: version_name} if version_name else {})}.items():
+            client.set_model_version_tag(name, version.version, key, value)
+        alias = CHALLENGER if _alias_version(client, name, CHAMPION) else CHAMPION
+        client.set_registered_model_alias(name, alias, version.version)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / DESCRIBE_ARTIFACT
+            path.write_text(json.dumps({**describe, "ModelVersion": str(version.version)}, indent=2), encoding="utf-8")
+            mlflow.log_artifact(str(path))
+        mlflow.set_tag("docclass.model_version", str(version.version))
+    return client.get_model_version(name, version.version)
+
+
+def ensure_version_name_free(name: str, version_name: str | None) -> None:
+    """Comprehend refuses a second version of the same name; so do we, before training.
+
+    Raises:
+        RegistryError: if the classifier already has a version called ``version_name``.
+    """
+    if version_name and _find_version_by_name(MlflowClient(), name, version_name):
+        raise RegistryError(
+            f"classifier {name!r} already has a version named {version_name!r}; choose another --version-name"
+        )
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _find_version_by_name(client: MlflowClient, name: str, version_name: str) -> ModelVersion | None:
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    return next((v for v in versions if v.tags.get(VERSION_NAME_TAG) == version_name), None)
+
+
+def resolve(ref: ModelRef) -> ModelVersion:
+    """The model version a reference points at.
+
+    Raises:
+        RegistryError: if there is no such classifier, version or alias.
+    """
+    client = MlflowClient()
+    try:
+        client.get_registered_model(ref.name)
+    except MlflowException as exc:
+        raise RegistryError(f"classifier {ref.name!r} not found in the registry ({mlflow.get_tracking_uri()})") from exc
+    if ref.alias:
+        version = _alias_version(client, ref.name, ref.alias)
+        if version is None:
+            raise RegistryError(f"classifier {ref.name!r} has no version with alias {ref.alias!r}")
+        return version
+    version = _find_version_by_name(client, ref.name, ref.version)
+    if version is None and ref.version.isdigit():
+        try:
+            version = client.get_model_version(ref.name, ref.version)
+        except MlflowException:
+            version = None
+    if version is None:
+        raise RegistryError(f"classifier {ref.name!r} has no version {ref.version!r}")
+    return version
+
+
+def load_classifier(version: ModelVersion) -> TextClassifier:
+    """Loads a registered version through its pyfunc, as serving does."""
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+    return pyfunc.unwrap_python_model().model
+
+
+def describe(version: ModelVersion) -> dict:
+    """The DescribeDocumentClassifier shape of a registered version."""
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(version.run_id, DESCRIBE_ARTIFACT, tmp)
+        properties = json.loads(Path(path).read_text(encoding="utf-8"))
+    aliases = sorted(client.get_model_version(version.name, version.version).aliases)
+    return {**properties, "ModelVersion": str(version.version), "Aliases": aliases}
+
+
+def list_classifiers() -> list[dict]:
+    """Every version of every docclass classifier, newest first within a name."""
+    client = MlflowClient()
+    described = []
+    for model in client.search_registered_models(order_by=["name ASC"]):
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        for version in sorted(versions, key=lambda v: -int(v.version)):
+            if version.run_id:
+                described.append(describe(version))
+    return described

@@ -1,0 +1,162 @@
+"""Prefect tasks of the training flow. Thin: resolve inputs, call the core, write outputs.
+
+Tasks hand each other paths and small dataclasses: the parsed data goes through parquet files
+in the job's work directory, the model through its saved directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from prefect import get_run_logger, task
+
+from classifier_core.config import DataFormat, Mode, TrainingConfig
+from classifier_core.errors import Issue, TrainingDataError
+from classifier_core.metrics import confusion_matrix_json, evaluation_metrics, indicator_matrix, per_class_metrics
+from classifier_core.model import TextClassifier, load_model
+from classifier_core.predictions import package_tar_gz
+from classifier_core.training_data import TrainingSet, check_test_set, holdout_split, load_training_data
+from tasks import registry, storage
+from tasks.settings import docclass_home
+
+CONFUSION_MATRIX = "confusion_matrix.json"
+PER_CLASS_METRICS = "per_class_metrics.json"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One training or test input: a URI (file or prefix) and how to read it."""
+
+    uri: str
+    data_format: DataFormat = DataFormat.COMPREHEND_CSV
+    attribute_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    train_path: str
+    test_path: str
+    labels: list[str]
+    number_of_trained_documents: int
+    number_of_test_documents: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, float]
+    confusion_matrix_path: str
+    per_class_path: str
+
+
+def _sources(uri: str) -> Iterator[tuple[str, BinaryIO]]:
+    uris = storage.list_objects(uri)
+    if not uris:
+        raise TrainingDataError([Issue(storage.redact(uri), None, "expected at least one file at this URI or prefix; found none")])
+    for object_uri in uris:
+        with storage.open_input(object_uri) as fp:
+            yield storage.base_name(object_uri), fp
+
+
+def _load(source: DataSource, config: TrainingConfig, test_set: bool = False) -> tuple[TrainingSet, list[Issue]]:
+    return load_training_data(
+        _sources(source.uri), config, source.data_format, source.attribute_names, test_set=test_set
+    )
+
+
+@task(name="validate-training-data")
+def validate_training_data(
+    train: DataSource, test: DataSource | None, config: TrainingConfig, work_dir: Path
+) -> PreparedData:
+    """Parses and validates the training (and test) data; splits off a holdout if no test set.
+
+    Raises:
+        TrainingDataError: with every problem found, each naming file, line, expected, found.
+    """
+    logger = get_run_logger()
+    training_set, warnings = _load(train, config)
+    if test is not None:
+        test_set, test_warnings = _load(test, config, test_set=True)
+        warnings += test_warnings + check_test_set(training_set, test_set, storage.base_name(test.uri), config)
+    else:
+        train_idx, test_idx = holdout_split(training_set.labels)
+        training_set, test_set = training_set.subset(train_idx), training_set.subset(test_idx)
+    for issue in warnings:
+        logger.warning(str(issue))
+    train_path, test_path = work_dir / "train.parquet", work_dir / "test.parquet"
+    training_set.to_parquet(train_path)
+    test_set.to_parquet(test_path)
+    logger.info("validated: %d training and %d test documents, %d labels", len(training_set), len(test_set), len(training_set.label_set))
+    return PreparedData(
+        train_path=str(train_path),
+        test_path=str(test_path),
+        labels=training_set.label_set,
+        number_of_trained_documents=len(training_set),
+        number_of_test_documents=len(test_set),
+        warnings=[str(issue) for issue in warnings],
+    )
+
+
+@task(name="train")
+def train_classifier(train_path: str, mode: Mode, work_dir: Path) -> str:
+    """Fits the default model on the training split and saves it; returns its directory."""
+    training_set = TrainingSet.from_parquet(train_path)
+    model = TextClassifier(mode=mode, class_weight="balanced" if mode is Mode.MULTI_LABEL else None)
+    model.fit(training_set.texts, training_set.labels)
+    return str(model.save(work_dir / "model"))
+
+
+@task(name="evaluate")
+def evaluate_classifier(model_dir: str, test_path: str, work_dir: Path) -> Evaluation:
+    """The 8 Comprehend metrics, per-class metrics and the confusion matrix on the test split."""
+    model = load_model(model_dir)
+    test_set = TrainingSet.from_parquet(test_path)
+    y_true = indicator_matrix(test_set.labels, model.labels_)
+    y_pred = model.decide(model.predict_scores(test_set.texts))
+    metrics = evaluation_metrics(y_true, y_pred, model.mode)
+    confusion_path = work_dir / CONFUSION_MATRIX
+    confusion_path.write_text(json.dumps(confusion_matrix_json(y_true, y_pred, model.labels_, model.mode)), encoding="utf-8")
+    per_class_path = work_dir / PER_CLASS_METRICS
+    per_class_path.write_text(json.dumps(per_class_metrics(y_true, y_pred, model.labels_), indent=2), encoding="utf-8")
+    get_run_logger().info("evaluation: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return Evaluation(metrics=metrics, confusion_matrix_path=str(confusion_path), per_class_path=str(per_class_path))
+
+
+@task(name="check-registry", retries=2, retry_delay_seconds=[2, 10])
+def check_registry(name: str, version_name: str | None) -> None:
+    """Fails early, before any training, if the version name is taken."""
+    registry.configure(docclass_home())
+    registry.ensure_version_name_free(name, version_name)
+
+
+@task(name="register", retries=2, retry_delay_seconds=[2, 10])
+def register_classifier(
+    describe: dict, model_dir: str, evaluation: Evaluation, params: dict, tags: dict[str, str]
+) -> str:
+    """Logs the run and registers the model version in MLflow; returns the version number."""
+    home = docclass_home()
+    registry.configure(home)
+    version = registry.register_classifier(
+        name=describe["DocumentClassifierName"],
+        model_dir=Path(model_dir),
+        describe=describe,
+        params=params,
+        metrics=evaluation.metrics,
+        artifacts=[Path(evaluation.confusion_matrix_path), Path(evaluation.per_class_path)],
+        tags=tags,
+        home=home,
+    )
+    get_run_logger().info("registered %s version %s (aliases: %s)", version.name, version.version, ", ".join(version.aliases))
+    return str(version.version)
+
+
+@task(name="package-training-output", retries=2, retry_delay_seconds=[2, 10])
+def package_training_output(confusion_matrix_path: str, output_uri: str, work_dir: Path) -> str:
+    """Writes output.tar.gz with confusion_matrix.json and publishes it whole to ``output_uri``."""
+    archive = work_dir / "output.tar.gz"
+    package_tar_gz([(CONFUSION_MATRIX, confusion_matrix_path)], archive)
+    return storage.publish(archive, output_uri)

@@ -1,0 +1,16 @@
+"""classifier_core is a plain library: importing it must not load any framework."""
+
+import subprocess
+import sys
+
+FORBIDDEN = ("prefect", "mlflow", "fsspec", "s3fs", "tasks", "flows")
+
+
+def test_importing_classifier_core_loads_no_framework():
+    code = (
+        "import sys, pkgutil, importlib, classifier_core\n"
+        "for m in pkgutil.iter_modules(classifier_core.__path__): importlib.import_module('classifier_core.' + m.name)\n"
+        f"print(','.join(sorted(n for n in {FORBIDDEN!r} if n in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"classifier_core loaded: {done.stdout.strip()}"
