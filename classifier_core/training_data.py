@@ -1,33 +1,26 @@
-"""Reads and validates training data (SPEC §2) and splits off a holdout test set (SPEC §3).
+"""Reads and validates Comprehend CSV training data and checks the set as a whole (SPEC §2).
 
 Readers take binary file objects and never raise for bad data: they return the valid rows
 plus one :class:`Issue` per problem, so that validation reports every problem at once.
 :func:`load_training_data` adds the checks on the whole set and raises if anything is wrong.
+Augmented manifests are read by :mod:`classifier_core.manifests`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
-import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from classifier_core._csv_rows import _check_row, _csv_records
+from classifier_core._text import _show
 from classifier_core.config import (
     ALLOWED_LABEL_DELIMITERS,
-    HOLDOUT_CAP,
-    HOLDOUT_FRACTION,
-    HOLDOUT_SEED,
-    MAX_AUGMENTED_MANIFEST_ATTRIBUTES,
-    MAX_CLASS_NAME_CHARS,
     MAX_CLASSES,
     MAX_ISSUES_REPORTED,
     MAX_LABELS,
@@ -41,16 +34,6 @@ from classifier_core.config import (
     TrainingConfig,
 )
 from classifier_core.errors import Issue, TrainingDataError
-
-HEADER_LABELS = frozenset(
-    "label labels class classes category categories tag tags target intent topic".split()
-)
-HEADER_TEXTS = frozenset(
-    "text texts document documents doc sentence content body message review utterance".split()
-)
-# Real training documents run to 160k characters; csv rejects fields over 131072 by default.
-_FIELD_SIZE_LIMIT = 2**31 - 1
-_SHOWN_CHARS = 80
 
 
 @dataclass
@@ -100,131 +83,8 @@ class _FileResult:
     n_bytes: int = 0
 
 
-def _show(text: str) -> str:
-    """Quotes a value for a message, escaping control characters and cutting long values."""
-    shown = "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
-    if len(shown) > _SHOWN_CHARS:
-        shown = shown[:_SHOWN_CHARS] + "..."
-    return f"'{shown}'"
-
-
 def _noun(config: TrainingConfig) -> str:
     return "label" if config.mode == Mode.MULTI_LABEL else "class"
-
-
-def _invalid_byte(cells: Iterable[str]) -> str | None:
-    """The first undecodable byte (as surrogateescape keeps it), e.g. ``"0xff"``."""
-    for cell in cells:
-        try:
-            cell.encode("utf-8")  # fails exactly on the surrogates standing for invalid bytes
-        except UnicodeEncodeError as error:
-            return f"0x{ord(cell[error.start]) - 0xDC00:02x}"
-    return None
-
-
-def _check_class_name(name: str) -> str | None:
-    if len(name) > MAX_CLASS_NAME_CHARS:
-        limit = MAX_CLASS_NAME_CHARS
-        return f"expected a class name of at most {limit} characters; found {len(name)}"
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        return f"expected a class name without control characters; found {_show(name)}"
-    return None
-
-
-def _check_text(text: str) -> str | None:
-    if text == "":
-        return "expected a text; found an empty text"
-    if not text.strip():
-        return "expected a text; found only whitespace"
-    return None
-
-
-def _parse_labels(cell: str, config: TrainingConfig) -> tuple[tuple[str, ...], str | None]:
-    """Turns a label cell into a label tuple, or returns the reason it is not valid."""
-    if cell == "":
-        return (), "expected a label; found an empty label"
-    if not cell.strip():
-        return (), "expected a label; found only whitespace"
-    delimiter = config.label_delimiter
-    if config.mode == Mode.MULTI_CLASS:
-        if delimiter in cell.strip():
-            return (), (
-                f"expected one class per row in MULTI_CLASS mode; found {_show(cell.strip())}, which "
-                f"contains the label delimiter {_show(delimiter)} (use MULTI_LABEL mode or another "
-                "--label-delimiter)"
-            )
-        parts = [cell.strip()]
-    else:
-        # Whitespace around the whole cell is not a separator, even with a space/TAB delimiter.
-        source = cell.strip() if delimiter.isspace() else cell
-        parts = [part.strip() for part in source.split(delimiter)]
-        if "" in parts:
-            shown = _show(source.strip())
-            return (), f"expected labels separated by {_show(delimiter)}; found an empty label in {shown}"
-    for part in parts:
-        problem = _check_class_name(part)
-        if problem:
-            return (), problem
-    return tuple(sorted(set(parts))), None
-
-
-def _is_header(cells: list[str]) -> bool:
-    return cells[0].strip().lower() in HEADER_LABELS and cells[1].strip().lower() in HEADER_TEXTS
-
-
-def _check_row(cells: list[str], first: bool, config: TrainingConfig) -> tuple[tuple[str, ...], list[str]]:
-    """Validates one CSV record; returns its labels and the problems found (none: valid)."""
-    bad_byte = _invalid_byte(cells)
-    if bad_byte:
-        return (), [f"expected UTF-8 text; found invalid byte {bad_byte}"]
-    if len(cells) != 2:
-        return (), [f"expected 2 columns (label,text); found {len(cells)}"]
-    if first and _is_header(cells):
-        shown = _show(",".join(cells))
-        return (), [f"expected a data row (Comprehend CSV has no header); found a header {shown}"]
-    labels, label_problem = _parse_labels(cells[0], config)
-    problems = [p for p in (label_problem, _check_text(cells[1])) if p]
-    return labels, problems
-
-
-class _LineSource:
-    """Feeds csv lines while counting them, so each record's first physical line is known."""
-
-    def __init__(self, lines: Iterable[str]):
-        self._lines = iter(lines)
-        self.count = 0
-        self.n_bytes = 0
-        self.exhausted = False
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            line = next(self._lines)
-        except StopIteration:
-            self.exhausted = True
-            raise
-        self.count += 1
-        self.n_bytes += len(line.encode("utf-8", "surrogateescape"))
-        return line
-
-
-def _csv_records(fp: BinaryIO) -> Iterator[tuple[int, list[str], bool, int]]:
-    """Yields (start line, cells, unclosed quote, bytes read so far) for each CSV record."""
-    if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
-        csv.field_size_limit(_FIELD_SIZE_LIMIT)
-    # newline="" keeps quoted newlines intact; surrogateescape keeps going past invalid bytes.
-    text = io.TextIOWrapper(fp, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    try:
-        source = _LineSource(text)
-        start = 1
-        for cells in csv.reader(source):
-            # In non-strict mode csv only asks for another line at EOF inside a quoted field.
-            yield start, cells, source.exhausted, source.n_bytes
-            start = source.count + 1
-    finally:
-        text.detach()  # the caller owns fp: do not let the wrapper close it
 
 
 def _read_csv(fp: BinaryIO, file_name: str, config: TrainingConfig) -> _FileResult:
@@ -261,130 +121,6 @@ def read_comprehend_csv(
         The valid rows, and one error issue per invalid row.
     """
     result = _read_csv(fp, file_name, config)
-    return result.training_set, result.issues
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")
-
-
-def _attribute_labels(record: dict, attribute: str) -> tuple[list[str], str | None]:
-    """The class names one Ground Truth attribute gives a record, or the reason it cannot."""
-    metadata_key = f"{attribute}-metadata"
-    if attribute not in record:
-        return [], f"expected the attribute '{attribute}'; found no such field"
-    metadata = record.get(metadata_key)
-    if not isinstance(metadata, dict):
-        found = _json_type(metadata) if metadata_key in record else "no such field"
-        return [], f"expected '{metadata_key}' to be an object; found {found}"
-    value = record[attribute]
-    if not isinstance(value, list):  # multi-class job output: the class id and its class-name
-        name = metadata.get("class-name")
-        if not isinstance(name, str):
-            found = _json_type(name)
-            return [], f"expected '{metadata_key}' to have a 'class-name' string; found {found}"
-        return [name], None
-    class_map = metadata.get("class-map")
-    if not isinstance(class_map, dict):
-        found = _json_type(class_map)
-        return [], f"expected '{metadata_key}' to have a 'class-map' object; found {found}"
-    names = [class_map.get(str(class_id)) for class_id in value]
-    for class_id, name in zip(value, names):
-        if not isinstance(name, str):
-            found = _json_type(name)
-            return [], f"expected the 'class-map' of '{metadata_key}' to name class {class_id}; found {found}"
-    return names, None
-
-
-def _manifest_labels(names: list[str], config: TrainingConfig) -> tuple[tuple[str, ...], str | None]:
-    distinct = sorted(set(names))
-    if not distinct:
-        return (), "expected a label; found none"
-    if config.mode == Mode.MULTI_CLASS and len(distinct) > 1:
-        shown = ", ".join(_show(name) for name in distinct)
-        return (), f"expected one class per document in MULTI_CLASS mode; found {len(distinct)} ({shown})"
-    for name in distinct:
-        problem = _check_class_name(name)
-        if problem:
-            return (), problem
-    return tuple(distinct), None
-
-
-def _check_manifest_record(
-    line: str, attribute_names: Sequence[str], config: TrainingConfig
-) -> tuple[str, tuple[str, ...], str | None]:
-    """Validates one manifest line; returns its text, its labels and the problem found (if any)."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        found = f"invalid JSON ({error.msg} at column {error.colno})"
-        return "", (), f"expected a JSON object; found {found}"
-    if not isinstance(record, dict):
-        return "", (), f"expected a JSON object; found {_json_type(record)}"
-    text = record.get("source")
-    if not isinstance(text, str):
-        found = "no such field" if "source" not in record else _json_type(text)
-        return "", (), f"expected a 'source' string; found {found}"
-    names: list[str] = []
-    for attribute in attribute_names:
-        attribute_labels, problem = _attribute_labels(record, attribute)
-        if problem:
-            return "", (), problem
-        names.extend(attribute_labels)
-    labels, problem = _manifest_labels(names, config)
-    return text, labels, problem or _check_text(text)
-
-
-def _check_attribute_names(attribute_names: Sequence[str]) -> None:
-    if not 1 <= len(attribute_names) <= MAX_AUGMENTED_MANIFEST_ATTRIBUTES:
-        limit = MAX_AUGMENTED_MANIFEST_ATTRIBUTES
-        message = f"expected 1 to {limit} attribute names; found {len(attribute_names)}"
-        raise TrainingDataError([Issue("", None, message)])
-
-
-def _read_manifest(
-    fp: BinaryIO, file_name: str, attribute_names: Sequence[str], config: TrainingConfig
-) -> _FileResult:
-    _check_attribute_names(attribute_names)
-    result = _FileResult(TrainingSet(), [])
-    for number, raw in enumerate(fp, start=1):
-        result.n_bytes += len(raw)
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as error:
-            message = f"expected UTF-8 text; found invalid byte 0x{error.object[error.start]:02x}"
-            result.issues.append(Issue(file_name, number, message))
-            continue
-        if not line.strip():
-            continue
-        text, labels, problem = _check_manifest_record(line, attribute_names, config)
-        if problem:
-            result.issues.append(Issue(file_name, number, problem))
-        else:
-            result.training_set.texts.append(text)
-            result.training_set.labels.append(labels)
-    return result
-
-
-def read_augmented_manifest(
-    fp: BinaryIO, file_name: str, attribute_names: Sequence[str], config: TrainingConfig
-) -> tuple[TrainingSet, list[Issue]]:
-    """Parses one SageMaker Ground Truth augmented manifest (JSON lines).
-
-    Args:
-        fp: The file, opened in binary mode; it is not closed.
-        file_name: The name used in messages.
-        attribute_names: 1 to 5 label attributes; their labels are united per document.
-        config: The mode.
-
-    Returns:
-        The valid documents, and one error issue per invalid line.
-
-    Raises:
-        TrainingDataError: If the number of attribute names is outside 1-5.
-    """
-    result = _read_manifest(fp, file_name, attribute_names, config)
     return result.training_set, result.issues
 
 
@@ -475,6 +211,9 @@ def load_training_data(
     Raises:
         TrainingDataError: With the first MAX_ISSUES_REPORTED errors, if there is any.
     """
+    # Imported here: manifests builds TrainingSets, so it imports this module.
+    from classifier_core.manifests import _check_attribute_names, _read_manifest
+
     _check_delimiter(config)
     if data_format == DataFormat.AUGMENTED_MANIFEST:
         _check_attribute_names(attribute_names)
@@ -529,54 +268,3 @@ def check_test_set(
     if issues and config.strict:
         raise TrainingDataError(issues[:MAX_ISSUES_REPORTED], truncated=len(issues) > MAX_ISSUES_REPORTED)
     return issues
-
-
-def _strata(labels: Sequence[tuple[str, ...]]) -> dict[str, list[int]]:
-    """Row indices per stratum: the row's rarest label (ties by name; "" for no label)."""
-    frequency = Counter(label for row in labels for label in row)
-    strata: dict[str, list[int]] = {}
-    for i, row in enumerate(labels):
-        key = min(row, key=lambda label: (frequency[label], label)) if row else ""
-        strata.setdefault(key, []).append(i)
-    return strata
-
-
-def _holdout_sizes(sizes: list[int], fraction: float, cap: int) -> list[int]:
-    # Half-up rounding, at least one test document, and never the stratum's last document.
-    wanted = [min(max(1, int(np.floor(n * fraction + 0.5))), n - 1) if n >= 2 else 0 for n in sizes]
-    total = sum(wanted)
-    if total > cap:
-        wanted = [k * cap // total for k in wanted]
-    return wanted
-
-
-def holdout_split(
-    labels: Sequence[tuple[str, ...]],
-    fraction: float = HOLDOUT_FRACTION,
-    cap: int = HOLDOUT_CAP,
-    seed: int = HOLDOUT_SEED,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Splits rows into training and test, stratified by label and seeded (SPEC §3).
-
-    Args:
-        labels: Each row's labels; multi-label rows are stratified by their rarest label.
-        fraction: Share of each stratum to hold out.
-        cap: The most documents held out in all.
-        seed: The seed of numpy's default_rng.
-
-    Returns:
-        (train indices, test indices), each sorted ascending, disjoint and covering all rows.
-
-    Raises:
-        ValueError: If fraction is not strictly between 0 and 1 or cap is negative.
-    """
-    if not 0 < fraction < 1 or cap < 0:
-        raise ValueError(f"expected 0 < fraction < 1 and cap >= 0; found fraction={fraction} cap={cap}")
-    strata = sorted(_strata(labels).items())
-    sizes = _holdout_sizes([len(rows) for _, rows in strata], fraction, cap)
-    rng = np.random.default_rng(seed)
-    test = [rng.choice(rows, size=k, replace=False) for (_, rows), k in zip(strata, sizes) if k]
-    test_indices = np.sort(np.concatenate(test)).astype(np.int64) if test else np.zeros(0, np.int64)
-    is_test = np.zeros(len(labels), dtype=bool)
-    is_test[test_indices] = True
-    return np.flatnonzero(~is_test).astype(np.int64), test_indices

@@ -16,10 +16,11 @@ from prefect import get_run_logger, task
 
 from classifier_core.config import DataFormat, Mode, TrainingConfig
 from classifier_core.errors import Issue, TrainingDataError
+from classifier_core.holdout import holdout_split
 from classifier_core.metrics import confusion_matrix_json, evaluation_metrics, indicator_matrix, per_class_metrics
 from classifier_core.model import TextClassifier, load_model
 from classifier_core.predictions import package_tar_gz
-from classifier_core.training_data import TrainingSet, check_test_set, holdout_split, load_training_data
+from classifier_core.training_data import TrainingSet, check_test_set, load_training_data
 from tasks import registry, storage
 from tasks.settings import docclass_home
 

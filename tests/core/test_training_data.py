@@ -1,24 +1,20 @@
-"""classifier_core.training_data: parsing, validation messages, set checks, holdout split."""
+"""classifier_core.training_data: parsing, validation messages, set checks."""
 
 from __future__ import annotations
 
 import io
-import json
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from classifier_core import training_data
-from classifier_core.config import DataFormat, Mode, TrainingConfig
-from classifier_core.errors import Issue, TrainingDataError
+from classifier_core.config import Mode, TrainingConfig
+from classifier_core.errors import TrainingDataError
 from classifier_core.training_data import (
     TrainingSet,
     check_test_set,
-    holdout_split,
     load_training_data,
-    read_augmented_manifest,
     read_comprehend_csv,
 )
 
@@ -380,96 +376,6 @@ def test_wrong_delimiter_heuristic_ignores_spaces_and_multiclass():
     assert warnings == []
 
 
-# --- augmented manifests ------------------------------------------------------------------
-
-
-def manifest(lines: list, attributes=("topic",), config: TrainingConfig = MULTI_CLASS):
-    text = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
-    data, issues = read_augmented_manifest(io.BytesIO(text.encode()), "m.jsonl", attributes, config)
-    return data, [str(issue) for issue in issues]
-
-
-def topic(name: str, source: str = "some text") -> dict:
-    return {"source": source, "topic": 0, "topic-metadata": {"class-name": name}}
-
-
-def test_valid_multiclass_manifest():
-    with open(DATA / "manifest_multiclass.jsonl", "rb") as fp:
-        data, issues = read_augmented_manifest(fp, "manifest_multiclass.jsonl", ["topic"], MULTI_CLASS)
-    assert issues == []
-    assert data.texts[1] == "Parliament votes on budget"
-    assert data.labels == [("sports",), ("politics",), ("sports",)]
-
-
-def test_valid_multilabel_manifest_through_load(monkeypatch):
-    monkeypatch.setattr(training_data, "RECOMMENDED_DOCS_PER_CLASS", 1)
-    with open(DATA / "manifest_multilabel.jsonl", "rb") as fp:
-        data, warnings = load_training_data(
-            [("manifest_multilabel.jsonl", fp)], MULTI_LABEL, DataFormat.AUGMENTED_MANIFEST, ["genre"]
-        )
-    assert data.labels == [("news", "sports"), ("finance",), ("news",)]
-    assert [w.message for w in warnings] == ["expected at least 50 documents in MULTI_LABEL mode; found 3"]
-
-
-def test_manifest_attributes_are_united():
-    line = {"source": "x", "a": 0, "a-metadata": {"class-name": "sports"},
-            "b": [1, 2], "b-metadata": {"class-map": {"1": "news", "2": "sports"}}}
-    data, issues = manifest([line], ("a", "b"), MULTI_LABEL)
-    assert issues == [] and data.labels == [("news", "sports")]
-    data, issues = manifest([line], ("a", "b"))
-    assert issues == ["m.jsonl line 1: expected one class per document in MULTI_CLASS mode; found 2 ('news', 'sports')"]
-    data, issues = manifest([topic("sports") | {"t2": 3, "t2-metadata": {"class-name": "sports"}}], ("topic", "t2"))
-    assert issues == [] and data.labels == [("sports",)]
-
-
-def test_manifest_line_errors():
-    lines = [
-        topic("ok"),
-        "{not json",
-        "[1, 2]",
-        {"topic": 0, "topic-metadata": {"class-name": "a"}},
-        {"source": 3, "topic": 0, "topic-metadata": {"class-name": "a"}},
-        {"source": "x"},
-        {"source": "x", "topic": 0},
-        {"source": "x", "topic": 0, "topic-metadata": {"confidence": 1}},
-        {"source": "x", "topic": [4], "topic-metadata": {"class-map": {"0": "a"}}},
-        {"source": "x", "topic": [0], "topic-metadata": {"class-name": "a"}},
-        {"source": "x", "topic": [], "topic-metadata": {"class-map": {}}},
-        topic("a", source=" "),
-        topic("a\nb"),
-    ]
-    data, issues = manifest(lines)
-    assert data.labels == [("ok",)]
-    assert issues == [
-        "m.jsonl line 2: expected a JSON object; found invalid JSON (Expecting property name enclosed in double quotes at column 2)",
-        "m.jsonl line 3: expected a JSON object; found an array",
-        "m.jsonl line 4: expected a 'source' string; found no such field",
-        "m.jsonl line 5: expected a 'source' string; found a number",
-        "m.jsonl line 6: expected the attribute 'topic'; found no such field",
-        "m.jsonl line 7: expected 'topic-metadata' to be an object; found no such field",
-        "m.jsonl line 8: expected 'topic-metadata' to have a 'class-name' string; found null",
-        "m.jsonl line 9: expected the 'class-map' of 'topic-metadata' to name class 4; found null",
-        "m.jsonl line 10: expected 'topic-metadata' to have a 'class-map' object; found null",
-        "m.jsonl line 11: expected a label; found none",
-        "m.jsonl line 12: expected a text; found only whitespace",
-        "m.jsonl line 13: expected a class name without control characters; found 'a\\nb'",
-    ]
-
-
-def test_manifest_blank_lines_bom_and_invalid_bytes():
-    text = b"\xef\xbb\xbf" + json.dumps(topic("a")).encode() + b"\n\n" + b'{"source": "caf\xe9"}\n'
-    data, issues = read_augmented_manifest(io.BytesIO(text), "m.jsonl", ["topic"], MULTI_CLASS)
-    assert data.labels == [("a",)]
-    assert [str(i) for i in issues] == ["m.jsonl line 3: expected UTF-8 text; found invalid byte 0xe9"]
-
-
-@pytest.mark.parametrize("attributes, found", [((), 0), (("a", "b", "c", "d", "e", "f"), 6)])
-def test_manifest_attribute_count(attributes, found):
-    with pytest.raises(TrainingDataError) as caught:
-        load({"m.jsonl": "{}\n"}, data_format=DataFormat.AUGMENTED_MANIFEST, attribute_names=attributes)
-    assert caught.value.issues == [Issue("", None, f"expected 1 to 5 attribute names; found {found}")]
-
-
 # --- check_test_set -----------------------------------------------------------------------
 
 
@@ -486,61 +392,6 @@ def test_check_test_set():
         check_test_set(train, test, "test.csv", TrainingConfig(strict=True))
     assert [str(i) for i in caught.value.issues] == expected
     assert check_test_set(train, train, "test.csv", TrainingConfig(strict=True)) == []
-
-
-# --- holdout_split -------------------------------------------------------------------------
-
-
-def multiclass_labels(counts: dict[str, int]) -> list[tuple[str, ...]]:
-    labels = [(label,) for label, n in counts.items() for _ in range(n)]
-    return [labels[i] for i in np.random.default_rng(1).permutation(len(labels))]
-
-
-def test_holdout_is_a_sorted_disjoint_cover():
-    labels = multiclass_labels({"a": 100, "b": 37, "c": 5})
-    train, test = holdout_split(labels)
-    assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)
-    assert not set(train) & set(test)
-    assert sorted([*train, *test]) == list(range(len(labels)))
-
-
-def test_holdout_is_stratified():
-    labels = multiclass_labels({"a": 100, "b": 40, "c": 5, "d": 2, "e": 1})
-    _, test = holdout_split(labels)
-    held_out = Counter(labels[i][0] for i in test)
-    assert held_out == {"a": 10, "b": 4, "c": 1, "d": 1}  # e's single document stays in training
-
-
-def test_holdout_cap_scales_strata_down():
-    labels = multiclass_labels({"a": 300, "b": 100})
-    _, test = holdout_split(labels, fraction=0.5, cap=40)
-    assert len(test) <= 40
-    assert Counter(labels[i][0] for i in test) == {"a": 30, "b": 10}
-
-
-def test_holdout_is_deterministic_and_depends_on_seed():
-    labels = multiclass_labels({"a": 200, "b": 200})
-    first = holdout_split(labels, seed=7)
-    assert all(np.array_equal(x, y) for x, y in zip(first, holdout_split(labels, seed=7)))
-    assert not np.array_equal(first[1], holdout_split(labels, seed=8)[1])
-
-
-def test_holdout_multilabel_stratifies_by_rarest_label():
-    labels = [("common", "rare")] * 10 + [("common",)] * 90
-    _, test = holdout_split(labels)
-    assert sum(1 for i in test if i < 10) == 1  # stratum 'rare' (10 docs) gives 1
-    assert sum(1 for i in test if i >= 10) == 9  # stratum 'common' (90 docs) gives 9
-
-
-def test_holdout_keeps_one_document_per_stratum_in_training():
-    train, test = holdout_split([("a",), ("a",), ("b",)], fraction=0.9)
-    assert list(test) == [0] or list(test) == [1]
-    assert 2 in train
-
-
-def test_holdout_rejects_bad_fraction():
-    with pytest.raises(ValueError):
-        holdout_split([("a",)], fraction=1.0)
 
 
 def test_a_test_set_is_checked_row_by_row_but_not_against_training_minimums():
