@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
     _add_classifiers(commands)
+    _add_classify(commands)
+    _add_jobs(commands)
     return parser
 
 
@@ -81,6 +83,57 @@ def _add_classifiers(commands) -> None:
     describe = sub.add_parser("describe", help="one version: NAME (its champion), NAME:VERSION or NAME@ALIAS")
     describe.add_argument("classifier", metavar="NAME[:VERSION|@ALIAS]")
     describe.set_defaults(handler=_describe_classifier)
+
+
+def _add_classify(commands) -> None:
+    classify = commands.add_parser(
+        "classify",
+        help="run an asynchronous classification job (StartDocumentClassificationJob)",
+        description="Runs the Prefect flow start_document_classification_job: resolve the classifier in MLflow, "
+        "read every input document, classify, write <output-uri>/<JobId>/output/output.tar.gz holding "
+        "predictions.jsonl (one record per document, in input order). Prints the job's "
+        "DescribeDocumentClassificationJob JSON on stdout; progress goes to stderr.",
+    )
+    classify.add_argument("--classifier", required=True, metavar="NAME[:VERSION|@ALIAS]", help="default alias: champion")
+    classify.add_argument("--input-uri", required=True, metavar="URI", help="a file or a prefix: path, file:// or s3://")
+    classify.add_argument("--input-format", default="ONE_DOC_PER_LINE", choices=["ONE_DOC_PER_LINE", "ONE_DOC_PER_FILE"])
+    classify.add_argument("--output-uri", metavar="URI", help="where <JobId>/output/output.tar.gz goes (default $DOCCLASS_HOME/output)")
+    classify.add_argument("--job-name", metavar="N", help="a name to find the job by")
+    classify.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag for the job (repeatable)")
+    classify.set_defaults(handler=_classify)
+
+
+def _add_jobs(commands) -> None:
+    jobs = commands.add_parser("jobs", help="list, describe or stop classification jobs (read from Prefect's API)")
+    sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+    listing = sub.add_parser("list", help="jobs, newest first, as a JSON array; at most one filter, as Comprehend")
+    filters = listing.add_mutually_exclusive_group()
+    filters.add_argument("--job-name", metavar="N")
+    filters.add_argument("--status", choices=[status.value for status in _job_statuses()])
+    filters.add_argument("--submitted-before", metavar="T", type=_timestamp, help="ISO 8601 time, e.g. 2026-11-21T10:00:00Z")
+    filters.add_argument("--submitted-after", metavar="T", type=_timestamp, help="ISO 8601 time")
+    listing.add_argument("--max-results", type=int, default=100, metavar="N", help="at most N jobs, newest first (default 100)")
+    listing.set_defaults(handler=_list_jobs)
+    for name, handler, text in (("describe", _describe_job, "one job's properties"), ("stop", _stop_job, "stop a queued or running job; no output is published")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("job_id", metavar="JOB_ID")
+        command.set_defaults(handler=handler)
+
+
+def _job_statuses():
+    from classifier_core.config import JobStatus
+
+    return list(JobStatus)
+
+
+def _timestamp(text: str):
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time such as 2026-11-21T10:00:00Z; found {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _parse_tags(pairs: Sequence[str]) -> list[dict[str, str]]:
@@ -120,8 +173,7 @@ def training_request(args: argparse.Namespace):
             Strict=args.strict,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise SystemExit(f"docclass: error: {problems}") from None
+        raise SystemExit(f"docclass: error: {_validation_message(exc)}") from None
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -139,6 +191,67 @@ def _train(args: argparse.Namespace) -> int:
     _print_json(describe)
     print(f"docclass: error: {describe['Message']}", file=sys.stderr)
     return 1
+
+
+def _validation_message(exc) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+
+
+def classification_request(args: argparse.Namespace):
+    """The StartDocumentClassificationJobRequest the classify command's arguments describe."""
+    from pydantic import ValidationError
+
+    from flows.requests import StartDocumentClassificationJobRequest
+    from tasks.settings import default_output_uri
+
+    try:
+        return StartDocumentClassificationJobRequest(
+            JobName=args.job_name,
+            DocumentClassifier=args.classifier,
+            InputDataConfig={"S3Uri": args.input_uri, "InputFormat": args.input_format},
+            OutputDataConfig={"S3Uri": args.output_uri or default_output_uri()},
+            Tags=_parse_tags(args.tag),
+        )
+    except ValidationError as exc:
+        raise SystemExit(f"docclass: error: {_validation_message(exc)}") from None
+
+
+def _classify(args: argparse.Namespace) -> int:
+    request = classification_request(args)
+    from flows.classification import start_document_classification_job
+    from flows.jobs import describe_job
+
+    print(f"docclass: classifying {request.InputDataConfig.S3Uri} with {request.DocumentClassifier} ...", file=sys.stderr)
+    state = start_document_classification_job(request, return_state=True)
+    describe = describe_job(_job_id(state))
+    _print_json(describe)
+    if describe["JobStatus"] != "COMPLETED":
+        print(f"docclass: job {describe['JobId']} {describe['JobStatus']}: {describe.get('Message', '')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _list_jobs(args: argparse.Namespace) -> int:
+    from classifier_core.config import JobStatus
+    from flows.jobs import list_jobs
+
+    status = JobStatus(args.status) if args.status else None
+    _print_json(list_jobs(args.job_name, status, args.submitted_before, args.submitted_after, args.max_results))
+    return 0
+
+
+def _describe_job(args: argparse.Namespace) -> int:
+    from flows.jobs import describe_job
+
+    _print_json(describe_job(args.job_id))
+    return 0
+
+
+def _stop_job(args: argparse.Namespace) -> int:
+    from flows.jobs import stop_job
+
+    _print_json(stop_job(args.job_id))
+    return 0
 
 
 def _job_id(state) -> str:

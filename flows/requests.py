@@ -5,11 +5,14 @@ Prefect renders them as forms (with these descriptions and defaults) in its UI.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Aliased: the Comprehend field names Mode and DataFormat would shadow the enum types.
 from classifier_core.config import DEFAULT_LABEL_DELIMITER
 from classifier_core.config import DataFormat as DataFormatEnum
+from classifier_core.config import InputFormat as InputFormatEnum
 from classifier_core.config import Mode as ModeEnum
 from classifier_core.errors import InvalidNameError
 from classifier_core.names import validate_name, validate_tags
@@ -77,3 +80,39 @@ def _checked(check, *args):
         return check(*args)
     except InvalidNameError as exc:
         raise ValueError(str(exc)) from None
+
+
+class ClassificationInputDataConfig(BaseModel):
+    S3Uri: str = Field(description="Documents: local path, file:// or s3:// file or prefix (every object whose key starts with it).")
+    InputFormat: InputFormatEnum = Field(default=InputFormatEnum.ONE_DOC_PER_LINE,
+                                         description="ONE_DOC_PER_LINE (every line a document) or ONE_DOC_PER_FILE.")
+
+
+class ClassificationOutputDataConfig(BaseModel):
+    S3Uri: str = Field(description="Where <JobId>/output/output.tar.gz is written.")
+
+
+class StartDocumentClassificationJobRequest(BaseModel):
+    """StartDocumentClassificationJob, as docclass takes it."""
+
+    JobName: str | None = Field(default=None, max_length=256, description="Optional name to find the job by.")
+    DocumentClassifier: str = Field(
+        description="The classifier: NAME (its champion), NAME:VERSION (VersionName or registry version) or NAME@ALIAS."
+    )
+    InputDataConfig: ClassificationInputDataConfig
+    OutputDataConfig: ClassificationOutputDataConfig
+    Tags: list[Tag] = Field(default_factory=list)
+
+    @field_validator("JobName")
+    @classmethod
+    def _job_name(cls, value: str | None) -> str | None:
+        # Comprehend's JobName pattern: letters, spaces, digits and _ . : / = + - % @
+        if value is not None and not re.fullmatch(r"[\w\s.:/=+\-%@]{1,256}", value):
+            raise ValueError(f"expected a job name of 1-256 letters, digits, spaces and _.:/=+-%@; found {value!r}")
+        return value
+
+    @field_validator("Tags")
+    @classmethod
+    def _tags(cls, value: list[Tag]) -> list[Tag]:
+        _checked(validate_tags, {tag.Key: tag.Value for tag in value})
+        return value

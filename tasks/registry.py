@@ -63,11 +63,15 @@ class ModelRef:
         return f"{self.name}@{self.alias}" if self.alias else self.name
 
 
+def default_tracking_uri(home: Path) -> str:
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
 def configure(home: Path) -> str:
     """Points MLflow at a sqlite store under ``home`` unless MLFLOW_TRACKING_URI is set."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         home.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+        mlflow.set_tracking_uri(default_tracking_uri(home))
     return mlflow.get_tracking_uri()
 
 
@@ -76,8 +80,10 @@ def _experiment_id(name: str, home: Path) -> str:
     if experiment is not None:
         return experiment.experiment_id
     artifact_location = None
-    if mlflow.get_tracking_uri().startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI"):
+    if mlflow.get_tracking_uri() == default_tracking_uri(home):
         # Without this MLflow puts artifacts in ./mlruns of whatever directory we run from.
+        # (Compared by value: set_tracking_uri exports MLFLOW_TRACKING_URI, so the variable
+        # cannot tell our default from the user's choice.)
         artifact_location = (home / "mlartifacts").as_uri()
     return mlflow.create_experiment(name, artifact_location=artifact_location)
 
@@ -187,6 +193,20 @@ def resolve(ref: ModelRef) -> ModelVersion:
     if version is None:
         raise RegistryError(f"classifier {ref.name!r} has no version {ref.version!r}")
     return version
+
+
+def download_model_dir(version: ModelVersion, destination: Path) -> Path:
+    """Downloads a registered version and returns the core model directory inside it.
+
+    Raises:
+        RegistryError: if the download holds no docclass model.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{version.name}/{version.version}", dst_path=str(destination)))
+    found = sorted((root / "artifacts").glob("*/metadata.json"))
+    if not found:
+        raise RegistryError(f"{version.name} version {version.version}: expected a docclass model in the registry; found none")
+    return found[0].parent
 
 
 def load_classifier(version: ModelVersion) -> TextClassifier:

@@ -136,18 +136,20 @@ class Result:
         return json.loads(self.stdout)
 
 
+def run_docclass(*args: str, env: dict[str, str] | None = None, timeout: float = 300, stdin: str | None = None) -> Result:
+    """Runs the installed ``docclass`` console script, as a user would."""
+    done = subprocess.run(
+        [str(DOCCLASS), *args], capture_output=True, text=True, timeout=timeout, input=stdin,
+        env={**os.environ, **(env or {})},
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
 @pytest.fixture
 def cli(home, prefect_server, monkeypatch):
-    """Runs the installed ``docclass`` console script against the session's Prefect server."""
+    """``docclass`` against the session's Prefect server, with this test's DOCCLASS_HOME."""
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-
-    def run(*args: str, timeout: float = 300, stdin: str | None = None) -> Result:
-        done = subprocess.run(
-            [str(DOCCLASS), *args], capture_output=True, text=True, timeout=timeout, input=stdin, cwd=home.parent
-        )
-        return Result(done.returncode, done.stdout, done.stderr)
-
-    return run
+    return run_docclass
 
 
 def shared_dataset(name: str) -> Path:

@@ -29,15 +29,16 @@ def tar_members(path: Path) -> dict[str, bytes]:
         return {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
 
 
-def mlflow_client(home: Path):
-    import mlflow
+def mlflow_client(home: Path, monkeypatch):
+    """A client on this test's store. Through the environment, not mlflow.set_tracking_uri,
+    which would export MLFLOW_TRACKING_URI to every later test's child processes."""
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     return MlflowClient()
 
 
-def test_multi_class_train_registers_a_version_and_writes_training_output(cli, home, tickets):
+def test_multi_class_train_registers_a_version_and_writes_training_output(cli, home, tickets, monkeypatch):
     result = cli("train", "--name", "tickets", "--mode", "MULTI_CLASS", "--training-data", str(tickets["train"]),
                  "--test-data", str(tickets["test"]), "--version-name", "v1", "--tag", "team=support")
     assert result.code == 0, result.stderr
@@ -62,7 +63,7 @@ def test_multi_class_train_registers_a_version_and_writes_training_output(cli, h
     assert cm["labels"] == cm["all_labels"] == ["account", "billing", "refund", "shipping", "technical"]
     assert sum(map(sum, cm["confusion_matrix"])) == 100
 
-    client = mlflow_client(home)
+    client = mlflow_client(home, monkeypatch)
     version = client.get_model_version_by_alias("tickets", "champion")
     assert str(version.version) == "1"
     assert version.tags["team"] == "support" and version.tags["docclass.version_name"] == "v1"
@@ -163,3 +164,11 @@ def test_describe_an_unknown_classifier_is_a_clear_error(cli):
     result = cli("classifiers", "describe", "nobody@champion")
     assert result.code == 1
     assert "classifier 'nobody' not found in the registry" in result.stderr
+
+
+def test_default_store_keeps_artifacts_under_docclass_home(cli, home, tickets, tmp_path):
+    result = cli("train", "--name", "where", "--mode", "MULTI_CLASS", "--training-data", str(tickets["train"]))
+    assert result.code == 0, result.stderr
+    assert (home / "mlflow.db").is_file()
+    assert any((home / "mlartifacts").rglob("MLmodel"))
+    assert not (Path.cwd() / "mlruns").exists()

@@ -1,0 +1,174 @@
+"""Prefect tasks of the classification job: resolve the model, list inputs, classify, package.
+
+Classification streams: documents are read, classified and written in bounded batches, so
+memory does not grow with the input. Between batches the task checks whether the job was
+asked to stop (``docclass jobs stop`` or Cancel in the Prefect UI set the run Cancelling).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
+
+from classifier_core.config import MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
+from classifier_core.documents import batched, read_documents
+from classifier_core.errors import DocclassError
+from classifier_core.inference import classify_documents
+from classifier_core.model import load_model
+from classifier_core.predictions import package_tar_gz, write_jsonl
+from tasks import registry, storage
+from tasks.settings import docclass_home
+
+PREDICTIONS = "predictions.jsonl"
+SUMMARY_ARTIFACT_KEY = "docclass-job-summary"
+BATCH_SIZE = 2_000
+STOP_CHECK_SECONDS = 1.0
+PROGRESS_SECONDS = 5.0
+
+
+class JobStopped(DocclassError):
+    """The job was asked to stop; nothing is published."""
+
+
+@dataclass(frozen=True)
+class ResolvedClassifier:
+    name: str
+    version: str
+    mode: str
+    model_dir: str
+
+
+@dataclass(frozen=True)
+class ClassificationCounts:
+    predictions_path: str
+    documents: int
+    errors: int
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+
+@task(name="resolve-classifier", retries=2, retry_delay_seconds=[2, 10])
+def resolve_classifier(reference: str, work_dir: Path) -> ResolvedClassifier:
+    """Finds NAME[:VERSION|@ALIAS] (default alias champion) in the registry and downloads it."""
+    registry.configure(docclass_home())
+    version = registry.resolve(registry.ModelRef.parse(reference))
+    model_dir = registry.download_model_dir(version, work_dir / "classifier")
+    model = load_model(model_dir)
+    get_run_logger().info("classifier %s version %s (%s, %d labels)", version.name, version.version, model.mode.value, len(model.labels_))
+    return ResolvedClassifier(version.name, str(version.version), model.mode.value, str(model_dir))
+
+
+@task(name="list-inputs", retries=2, retry_delay_seconds=[2, 10])
+def list_inputs(input_uri: str) -> list[str]:
+    """Every input object under the URI (a file or a prefix), in key order.
+
+    Raises:
+        StorageError: if nothing matches, or the location cannot be listed.
+    """
+    uris = storage.list_objects(input_uri)
+    if not uris:
+        raise storage.StorageError(f"{storage.redact(input_uri)}: no input found: expected at least one file at this URI or prefix")
+    get_run_logger().info("%d input file(s) under %s", len(uris), storage.redact(input_uri))
+    return uris
+
+
+class _StopWatch:
+    """Asks the Prefect API, at most once a second, whether this flow run is being cancelled."""
+
+    def __init__(self, flow_run_id: str | None):
+        self.flow_run_id = UUID(flow_run_id) if flow_run_id else None
+        self.checked = 0.0
+
+    def check(self) -> None:
+        if self.flow_run_id is None or time.monotonic() - self.checked < STOP_CHECK_SECONDS:
+            return
+        self.checked = time.monotonic()
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(self.flow_run_id).state
+        if state is not None and (state.is_cancelling() or state.is_cancelled()):
+            raise JobStopped("the job was stopped on request; no output was published")
+
+
+class _Progress:
+    def __init__(self):
+        self.started = self.reported = time.monotonic()
+        self.documents = 0
+
+    def add(self, count: int) -> None:
+        self.documents += count
+        now = time.monotonic()
+        if now - self.reported >= PROGRESS_SECONDS:
+            self.reported = now
+            rate = self.documents / max(now - self.started, 1e-9)
+            get_run_logger().info("classified %d documents (%.0f docs/s)", self.documents, rate)
+
+
+@task(name="classify-documents")
+def classify_inputs(
+    model_dir: str, input_uris: list[str], input_format: InputFormat, work_dir: Path, flow_run_id: str | None = None
+) -> ClassificationCounts:
+    """Classifies every document of every input, in order, into predictions.jsonl.
+
+    Every document yields exactly one record: a prediction, or an error record in its place.
+    """
+    model = load_model(model_dir)
+    stop, progress = _StopWatch(flow_run_id), _Progress()
+    errors, class_counts = 0, dict.fromkeys(model.labels_, 0)
+    path = work_dir / PREDICTIONS
+    with open(path, "wb") as out:
+        for uri in input_uris:
+            with storage.open_input(uri) as fp:
+                documents = read_documents(fp, storage.base_name(uri), input_format, MAX_DOCUMENT_BYTES_PER_FILE)
+                for batch in batched(documents, BATCH_SIZE):
+                    stop.check()
+                    records = classify_documents(model, batch)
+                    write_jsonl(records, out)
+                    errors += _tally(records, class_counts)
+                    progress.add(len(records))
+    rate = progress.documents / max(time.monotonic() - progress.started, 1e-9)
+    get_run_logger().info("classified %d documents, %d errors (%.0f docs/s)", progress.documents, errors, rate)
+    return ClassificationCounts(str(path), progress.documents, errors, class_counts)
+
+
+def _tally(records: list[dict], class_counts: dict[str, int]) -> int:
+    """Counts each record's top class (or assigned labels); returns the number of error records."""
+    errors = 0
+    for record in records:
+        if "ErrorCode" in record:
+            errors += 1
+        elif "Classes" in record:
+            class_counts[record["Classes"][0]["Name"]] += 1
+        else:
+            for label in record["Labels"]:
+                if label["Score"] >= 0.5:
+                    class_counts[label["Name"]] += 1
+    return errors
+
+
+@task(name="package-job-output", retries=2, retry_delay_seconds=[2, 10])
+def package_job_output(predictions_path: str, output_uri: str, work_dir: Path) -> str:
+    """Packs predictions.jsonl into output.tar.gz and publishes it whole to ``output_uri``."""
+    archive = work_dir / "output.tar.gz"
+    package_tar_gz([(PREDICTIONS, predictions_path)], archive)
+    return storage.publish(archive, output_uri)
+
+
+@task(name="publish-job-summary", retries=2, retry_delay_seconds=[2, 10])
+def publish_job_summary(classifier: ResolvedClassifier, counts: ClassificationCounts, output_uri: str) -> dict:
+    """A table artifact on the flow run: what ``jobs describe`` reports, and what the UI shows."""
+    summary = {
+        "DocumentClassifierName": classifier.name,
+        "DocumentClassifierVersion": classifier.version,
+        "NumberOfDocuments": counts.documents,
+        "NumberOfDocumentErrors": counts.errors,
+        "OutputS3Uri": storage.redact(output_uri),
+    }
+    rows = [{"Field": key, "Value": str(value)} for key, value in summary.items()]
+    rows += [{"Field": f"Class {name}", "Value": str(count)} for name, count in counts.class_counts.items()]
+    create_table_artifact(table=rows, key=SUMMARY_ARTIFACT_KEY, description="Classification job summary")
+    return summary

@@ -1,0 +1,209 @@
+"""`docclass classify` and `docclass jobs` end to end: the CLI, a real Prefect server, MLflow on
+sqlite, S3 via moto. Two classifiers are trained once for the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.demo_data import multi_class_rows, multi_label_rows, ticket, write_csv
+from tests.conftest import DOCCLASS, run_docclass
+
+LABELS = {"account", "billing", "refund", "shipping", "technical"}
+
+
+@pytest.fixture(scope="module")
+def trained_home(prefect_server, tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("jobs") / "home"
+    data = home.parent / "data"
+    env = {"DOCCLASS_HOME": str(home), "PREFECT_API_URL": prefect_server, "MLFLOW_TRACKING_URI": ""}
+    for name, mode, rows in (("tickets", "MULTI_CLASS", multi_class_rows(400)),
+                             ("tickets-ml", "MULTI_LABEL", multi_label_rows(400))):
+        path = write_csv(rows, data / f"{name}.csv")
+        result = run_docclass("train", "--name", name, "--mode", mode, "--training-data", str(path), env=env)
+        assert result.code == 0, result.stderr
+    return home
+
+
+@pytest.fixture
+def cli(trained_home, prefect_server, monkeypatch):
+    monkeypatch.setenv("DOCCLASS_HOME", str(trained_home))
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return run_docclass
+
+
+def predictions(archive: Path) -> list[dict]:
+    with tarfile.open(archive, "r:gz") as tar:
+        assert tar.getnames() == ["predictions.jsonl"]
+        raw = tar.extractfile("predictions.jsonl").read().decode("utf-8")
+    assert raw.endswith("\n")
+    return [json.loads(line) for line in raw.splitlines()]
+
+
+def check_classes(record: dict) -> None:
+    classes = record["Classes"]
+    assert len(classes) == 3 and {c["Name"] for c in classes} <= LABELS
+    scores = [c["Score"] for c in classes]
+    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and scores[0] <= 1
+
+
+def test_prefix_with_mixed_line_endings_gives_exact_records(cli, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "doc1.txt").write_bytes(b"my parcel never arrived\r\n\r\nI was charged twice\r\n")
+    (inputs / "doc2.txt").write_bytes(
+        b"reset my password\rrefund please\xe2\x80\xa8 it is late\r\xff\xfe broken\rlast line without an end"
+    )
+    (inputs / "other.txt").write_bytes(b"not selected by the prefix\n")
+    result = cli("classify", "--classifier", "tickets", "--input-uri", str(inputs / "doc"),
+                 "--output-uri", str(tmp_path / "out"), "--job-name", "mixed")
+    assert result.code == 0, result.stderr
+    job = result.json()
+    assert job["JobStatus"] == "COMPLETED" and job["JobName"] == "mixed" and len(job["JobId"]) == 32
+    assert (job["NumberOfDocuments"], job["NumberOfDocumentErrors"]) == (7, 2)
+    assert job["DocumentClassifierName"] == "tickets" and job["DocumentClassifierVersion"] == "1"
+    archive = Path(job["OutputDataConfig"]["S3Uri"])
+    assert archive == tmp_path / "out" / job["JobId"] / "output" / "output.tar.gz"
+    records = predictions(archive)
+    assert [(r["File"], r["Line"]) for r in records] == [
+        ("doc1.txt", "0"), ("doc1.txt", "1"), ("doc1.txt", "2"),
+        ("doc2.txt", "0"), ("doc2.txt", "1"), ("doc2.txt", "2"), ("doc2.txt", "3"),
+    ]
+    assert records[1] == {"File": "doc1.txt", "Line": "1", "ErrorCode": "EMPTY_DOCUMENT", "ErrorMessage": "document is empty"}
+    assert records[5]["ErrorCode"] == "INVALID_ENCODING"
+    assert records[5]["ErrorMessage"].startswith("line is not valid UTF-8: invalid byte 0xff")
+    for i in (0, 2, 3, 4, 6):
+        assert list(records[i]) == ["File", "Line", "Classes"]
+        check_classes(records[i])
+    assert records[0]["Classes"][0]["Name"] == "shipping"
+    assert records[2]["Classes"][0]["Name"] == "billing"
+
+    described = cli("jobs", "describe", job["JobId"])
+    assert described.code == 0 and described.json() == job
+
+
+def test_one_doc_per_file_multi_label(cli, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("I was charged twice for my subscription this month.\n"
+                                 "I would like a refund for the unused part of my plan.", encoding="utf-8")
+    (docs / "b.txt").write_text("The app crashes every time I open the settings page.", encoding="utf-8")
+    (docs / "c.txt").write_bytes(b"   \n")
+    result = cli("classify", "--classifier", "tickets-ml@champion", "--input-uri", str(docs) + "/",
+                 "--input-format", "ONE_DOC_PER_FILE", "--output-uri", str(tmp_path / "out"))
+    assert result.code == 0, result.stderr
+    records = predictions(Path(result.json()["OutputDataConfig"]["S3Uri"]))
+    assert [r["File"] for r in records] == ["a.txt", "b.txt", "c.txt"]
+    assert all("Line" not in r for r in records)
+    assert records[2]["ErrorCode"] == "EMPTY_DOCUMENT"
+    for record in records[:2]:
+        labels = record["Labels"]
+        scores = [label["Score"] for label in labels]
+        assert scores == sorted(scores, reverse=True)
+        assigned = [s for s in scores if s >= 0.5]
+        assert len(labels) == max(3, len(assigned))  # every assigned label, topped up to 3
+    assert {l["Name"] for l in records[0]["Labels"] if l["Score"] >= 0.5} >= {"billing", "refund"}
+    assert records[1]["Labels"][0]["Name"] == "technical"
+
+
+def test_whole_job_on_s3(cli, s3, tmp_path):
+    fs = s3.filesystem()
+    fs.mkdir("tickets")
+    lines = [ticket(random.Random(i), ["shipping"]) for i in range(50)]
+    fs.pipe("tickets/incoming/2026-11-20.txt", ("\n".join(lines) + "\n").encode())
+    fs.pipe("tickets/incoming/2026-11-21.txt", ("\n".join(lines[:10])).encode())
+    result = cli("classify", "--classifier", "tickets:1", "--input-uri", "s3://tickets/incoming/",
+                 "--output-uri", "s3://tickets/results")
+    assert result.code == 0, result.stderr
+    job = result.json()
+    assert job["NumberOfDocuments"] == 60 and job["NumberOfDocumentErrors"] == 0
+    output = job["OutputDataConfig"]["S3Uri"]
+    assert output == f"s3://tickets/results/{job['JobId']}/output/output.tar.gz"
+    fs.invalidate_cache()
+    fs.get(output.removeprefix("s3://"), str(tmp_path / "out.tar.gz"))
+    records = predictions(tmp_path / "out.tar.gz")
+    assert [(r["File"], r["Line"]) for r in records] == (
+        [("2026-11-20.txt", str(i)) for i in range(50)] + [("2026-11-21.txt", str(i)) for i in range(10)]
+    )
+    assert sum(r["Classes"][0]["Name"] == "shipping" for r in records) >= 55
+
+
+@pytest.mark.parametrize(
+    ("classifier", "input_name", "message"),
+    [
+        ("nobody", "present.txt", "classifier 'nobody' not found in the registry"),
+        ("tickets@nosuchalias", "present.txt", "classifier 'tickets' has no version with alias 'nosuchalias'"),
+        ("tickets", "absent-prefix", "no input found: expected at least one file at this URI or prefix"),
+    ],
+)
+def test_jobs_that_cannot_run_fail_with_a_message(cli, tmp_path, classifier, input_name, message):
+    (tmp_path / "present.txt").write_text("hello\n", encoding="utf-8")
+    result = cli("classify", "--classifier", classifier, "--input-uri", str(tmp_path / input_name),
+                 "--output-uri", str(tmp_path / "out"))
+    assert result.code == 1
+    job = result.json()
+    assert job["JobStatus"] == "FAILED"
+    assert message in job["Message"]
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_jobs_list_filters_one_at_a_time(cli, tmp_path):
+    (tmp_path / "in.txt").write_text("my parcel never arrived\n", encoding="utf-8")
+    done = cli("classify", "--classifier", "tickets", "--input-uri", str(tmp_path / "in.txt"),
+               "--output-uri", str(tmp_path / "out"), "--job-name", "listed-job")
+    assert done.code == 0, done.stderr
+    job_id = done.json()["JobId"]
+    by_name = cli("jobs", "list", "--job-name", "listed-job").json()
+    assert [j["JobId"] for j in by_name] == [job_id]
+    completed = cli("jobs", "list", "--status", "COMPLETED").json()
+    assert job_id in [j["JobId"] for j in completed] and all(j["JobStatus"] == "COMPLETED" for j in completed)
+    assert job_id not in [j["JobId"] for j in cli("jobs", "list", "--status", "FAILED").json()]
+    assert job_id in [j["JobId"] for j in cli("jobs", "list", "--submitted-before", "2999-01-01T00:00:00Z").json()]
+    assert job_id not in [j["JobId"] for j in cli("jobs", "list", "--submitted-before", "2000-01-01T00:00:00Z").json()]
+    assert job_id in [j["JobId"] for j in cli("jobs", "list", "--submitted-after", "2000-01-01T00:00:00Z").json()]
+    assert cli("jobs", "list", "--submitted-after", "2999-01-01T00:00:00Z").json() == []
+    two = cli("jobs", "list", "--job-name", "x", "--status", "FAILED")
+    assert two.code == 2 and "not allowed with argument" in two.stderr
+    missing = cli("jobs", "describe", "0" * 32)
+    assert missing.code == 1 and f"no classification job with id {'0' * 32}" in missing.stderr
+
+
+def test_a_stopped_job_ends_stopped_and_publishes_nothing(cli, tmp_path, trained_home, prefect_server):
+    big = tmp_path / "big.txt"
+    line = b"my parcel was delivered to the wrong address and nobody answers my emails\n"
+    big.write_bytes(line * 1_500_000)
+    env = {"DOCCLASS_HOME": str(trained_home), "PREFECT_API_URL": prefect_server}
+    process = subprocess.Popen(
+        [str(DOCCLASS), "classify", "--classifier", "tickets", "--input-uri", str(big),
+         "--output-uri", str(tmp_path / "out"), "--job-name", "to-stop"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+    )
+    try:
+        job_id = None
+        deadline = time.monotonic() + 120
+        while job_id is None and time.monotonic() < deadline:
+            running = [j for j in cli("jobs", "list", "--job-name", "to-stop").json() if j["JobStatus"] == "IN_PROGRESS"]
+            job_id = running[0]["JobId"] if running else None
+            time.sleep(0.5)
+        assert job_id, "the job never showed IN_PROGRESS"
+        stopped = cli("jobs", "stop", job_id)
+        assert stopped.code == 0, stopped.stderr
+        assert stopped.json()["JobStatus"] in ("STOP_REQUESTED", "STOPPED")
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1
+    final = json.loads(out)
+    assert final["JobStatus"] == "STOPPED"
+    assert "stopped on request" in final["Message"]
+    assert not (tmp_path / "out").exists()  # no partial output.tar.gz
+    assert cli("jobs", "describe", job_id).json()["JobStatus"] == "STOPPED"
