@@ -30,6 +30,44 @@ def main() -> int:
         print(f"demo: training failed: {state.message}", file=sys.stderr)
         return 1
     show(state.result())
+    return classify_incoming(paths["incoming"], home / "demo" / "results")
+
+
+def classify_incoming(incoming, output) -> int:
+    """Runs a classification job over the generated incoming tickets and shows a few records."""
+    import json
+    import tarfile
+
+    from flows.classification import start_document_classification_job
+    from flows.cli import build_parser, classification_request
+    from flows.jobs import describe_job
+
+    args = build_parser().parse_args([
+        "classify", "--classifier", "support-tickets", "--input-uri", str(incoming),
+        "--output-uri", str(output), "--job-name", "demo-incoming",
+    ])
+    state = start_document_classification_job(classification_request(args), return_state=True)
+    job = describe_job(state.state_details.flow_run_id.hex)
+    print(f"Classification job {job['JobId']}: {job['JobStatus']}, {job.get('NumberOfDocuments', 0)} tickets, "
+          f"{job.get('NumberOfDocumentErrors', 0)} errors")
+    if job["JobStatus"] != "COMPLETED":
+        print(f"  {job.get('Message', '')}")
+        return 1
+    archive = job["OutputDataConfig"]["S3Uri"]
+    print(f"  output: {archive}")
+    with tarfile.open(archive, "r:gz") as tar:
+        lines = tar.extractfile("predictions.jsonl").read().decode("utf-8").splitlines()
+    texts = incoming.read_text(encoding="utf-8").splitlines()
+    for line in lines[:3]:
+        record = json.loads(line)
+        top = record["Classes"][0]
+        print(f"  line {record['Line']}: {top['Name']} ({top['Score']:.2f})  {texts[int(record['Line'])][:70]}")
+    print()
+    print("Next:")
+    print("  .venv/bin/docclass classifiers describe support-tickets")
+    print(f"  .venv/bin/docclass jobs describe {job['JobId']}")
+    print(f"  .venv/bin/docclass classify --classifier support-tickets --input-uri {incoming} --output-uri {output}")
+    print("  .venv/bin/docclass --help")
     return 0
 
 
@@ -43,10 +81,6 @@ def show(describe: dict) -> None:
         print(f"  {name:<15} {value:.4f}")
     print(f"  training output: {describe['OutputDataConfig']['S3Uri']}")
     print()
-    print("Next:")
-    print("  .venv/bin/docclass classifiers describe support-tickets")
-    print("  .venv/bin/docclass classifiers list")
-    print("  .venv/bin/docclass train --help")
 
 
 if __name__ == "__main__":

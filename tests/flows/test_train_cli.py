@@ -172,3 +172,35 @@ def test_default_store_keeps_artifacts_under_docclass_home(cli, home, tickets, t
     assert (home / "mlflow.db").is_file()
     assert any((home / "mlartifacts").rglob("MLmodel"))
     assert not (Path.cwd() / "mlruns").exists()
+
+
+def write_manifest(rows, path: Path, multi_label: bool) -> Path:
+    """SageMaker Ground Truth augmented manifest lines for (label(s), text) rows."""
+    names = sorted({label for labels, _ in rows for label in labels.split("|")})
+    lines = []
+    for labels, text in rows:
+        if multi_label:
+            ids = [names.index(label) for label in labels.split("|")]
+            meta = {"class-map": {str(i): names[i] for i in ids}, "type": "groundtruth/text-classification-multilabel"}
+            lines.append({"source": text, "topic": ids, "topic-metadata": meta})
+        else:
+            lines.append({"source": text, "topic": names.index(labels), "topic-metadata": {"class-name": labels}})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("mode", ["MULTI_CLASS", "MULTI_LABEL"])
+def test_train_from_augmented_manifests(cli, tmp_path, mode):
+    multi_label = mode == "MULTI_LABEL"
+    rows = multi_label_rows(300) if multi_label else multi_class_rows(300)
+    train = write_manifest(rows[:250], tmp_path / "train.manifest", multi_label)
+    test = write_manifest(rows[250:], tmp_path / "test.manifest", multi_label)
+    result = cli("train", "--name", "from-manifest", "--mode", mode, "--data-format", "AUGMENTED_MANIFEST",
+                 "--attribute-names", "topic", "--training-data", str(train), "--test-data", str(test))
+    assert result.code == 0, result.stderr
+    describe = result.json()
+    assert describe["InputDataConfig"]["DataFormat"] == "AUGMENTED_MANIFEST"
+    assert describe["InputDataConfig"]["AugmentedManifests"][0]["AttributeNames"] == ["topic"]
+    meta = describe["ClassifierMetadata"]
+    assert (meta["NumberOfLabels"], meta["NumberOfTrainedDocuments"], meta["NumberOfTestDocuments"]) == (5, 250, 50)
+    assert set(meta["EvaluationMetrics"]) == METRICS
