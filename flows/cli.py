@@ -148,8 +148,6 @@ def _parse_tags(pairs: Sequence[str]) -> list[dict[str, str]]:
 
 def training_request(args: argparse.Namespace):
     """The CreateDocumentClassifierRequest the train command's arguments describe."""
-    from pydantic import ValidationError
-
     from flows.requests import CreateDocumentClassifierRequest
 
     input_config: dict = {"DataFormat": args.data_format, "LabelDelimiter": args.label_delimiter}
@@ -162,18 +160,16 @@ def training_request(args: argparse.Namespace):
             input_config["AugmentedManifests"].append({"S3Uri": args.test_data, "AttributeNames": names, "Split": "TEST"})
     else:
         input_config.update(S3Uri=args.training_data, TestS3Uri=args.test_data)
-    try:
-        return CreateDocumentClassifierRequest(
-            DocumentClassifierName=args.name,
-            VersionName=args.version_name,
-            Mode=args.mode,
-            InputDataConfig=input_config,
-            OutputDataConfig={"S3Uri": args.output},
-            Tags=_parse_tags(args.tag),
-            Strict=args.strict,
-        )
-    except ValidationError as exc:
-        raise SystemExit(f"docclass: error: {_validation_message(exc)}") from None
+    return _request(
+        CreateDocumentClassifierRequest,
+        DocumentClassifierName=args.name,
+        VersionName=args.version_name,
+        Mode=args.mode,
+        InputDataConfig=input_config,
+        OutputDataConfig={"S3Uri": args.output},
+        Tags=_parse_tags(args.tag),
+        Strict=args.strict,
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -185,7 +181,7 @@ def _train(args: argparse.Namespace) -> int:
     if state.is_completed():
         _print_json(state.result())
         return 0
-    describe = initial_properties(request, _job_id(state))
+    describe = initial_properties(request, job_id_of(state))
     describe.update(Status="IN_ERROR", Message=state.message or "training failed", EndTime=now_iso())
     del describe["OutputDataConfig"]
     _print_json(describe)
@@ -193,27 +189,30 @@ def _train(args: argparse.Namespace) -> int:
     return 1
 
 
-def _validation_message(exc) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+def _request(model, **fields):
+    """Builds a pydantic request model; an invalid field exits with what was expected and found."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise SystemExit(f"docclass: error: {problems}") from None
 
 
 def classification_request(args: argparse.Namespace):
     """The StartDocumentClassificationJobRequest the classify command's arguments describe."""
-    from pydantic import ValidationError
-
     from flows.requests import StartDocumentClassificationJobRequest
     from tasks.settings import default_output_uri
 
-    try:
-        return StartDocumentClassificationJobRequest(
-            JobName=args.job_name,
-            DocumentClassifier=args.classifier,
-            InputDataConfig={"S3Uri": args.input_uri, "InputFormat": args.input_format},
-            OutputDataConfig={"S3Uri": args.output_uri or default_output_uri()},
-            Tags=_parse_tags(args.tag),
-        )
-    except ValidationError as exc:
-        raise SystemExit(f"docclass: error: {_validation_message(exc)}") from None
+    return _request(
+        StartDocumentClassificationJobRequest,
+        JobName=args.job_name,
+        DocumentClassifier=args.classifier,
+        InputDataConfig={"S3Uri": args.input_uri, "InputFormat": args.input_format},
+        OutputDataConfig={"S3Uri": args.output_uri or default_output_uri()},
+        Tags=_parse_tags(args.tag),
+    )
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -223,7 +222,7 @@ def _classify(args: argparse.Namespace) -> int:
 
     print(f"docclass: classifying {request.InputDataConfig.S3Uri} with {request.DocumentClassifier} ...", file=sys.stderr)
     state = start_document_classification_job(request, return_state=True)
-    describe = describe_job(_job_id(state))
+    describe = describe_job(job_id_of(state))
     _print_json(describe)
     if describe["JobStatus"] != "COMPLETED":
         print(f"docclass: job {describe['JobId']} {describe['JobStatus']}: {describe.get('Message', '')}", file=sys.stderr)
@@ -254,7 +253,7 @@ def _stop_job(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_id(state) -> str:
+def job_id_of(state) -> str:
     flow_run_id = state.state_details.flow_run_id
     return flow_run_id.hex if flow_run_id else ""
 

@@ -39,7 +39,7 @@ def classify_incoming(incoming, output) -> int:
     import tarfile
 
     from flows.classification import start_document_classification_job
-    from flows.cli import build_parser, classification_request
+    from flows.cli import build_parser, classification_request, job_id_of
     from flows.jobs import describe_job
 
     args = build_parser().parse_args([
@@ -47,7 +47,7 @@ def classify_incoming(incoming, output) -> int:
         "--output-uri", str(output), "--job-name", "demo-incoming",
     ])
     state = start_document_classification_job(classification_request(args), return_state=True)
-    job = describe_job(state.state_details.flow_run_id.hex)
+    job = describe_job(job_id_of(state))
     print(f"Classification job {job['JobId']}: {job['JobStatus']}, {job.get('NumberOfDocuments', 0)} tickets, "
           f"{job.get('NumberOfDocumentErrors', 0)} errors")
     if job["JobStatus"] != "COMPLETED":
