@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classifiers(commands)
     _add_classify(commands)
     _add_jobs(commands)
+    _add_realtime(commands)
     return parser
 
 
@@ -118,6 +119,52 @@ def _add_jobs(commands) -> None:
         command = sub.add_parser(name, help=text)
         command.add_argument("job_id", metavar="JOB_ID")
         command.set_defaults(handler=handler)
+
+
+def _add_realtime(commands) -> None:
+    text = commands.add_parser("classify-text", help="classify one text now, without a server or a job")
+    text.add_argument("--classifier", required=True, metavar="NAME[:VERSION|@ALIAS]", help="default alias: champion")
+    text.add_argument("text", nargs="?", help="the text (default: read standard input)")
+    text.set_defaults(handler=_classify_text)
+    serve = commands.add_parser(
+        "serve", help="serve ClassifyDocument over HTTP (POST /classify-document, GET /health, /docs)",
+        description="Loads the classifier the reference points at (the alias is resolved at start) and serves "
+        "POST /classify-document {\"Text\": ...}. To roll to a new champion without downtime, start a second "
+        "server on another port, switch traffic, stop the first.",
+    )
+    serve.add_argument("--classifier", required=True, metavar="NAME[:VERSION|@ALIAS]", help="default alias: champion")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--max-text-bytes", type=int, default=10 * 1024, metavar="N", help="largest Text accepted (default 10240)")
+    serve.set_defaults(handler=_serve)
+
+
+def _load(reference: str):
+    registry = _registry()
+    version = registry.resolve(registry.ModelRef.parse(reference))
+    return version, registry.load_classifier(version)
+
+
+def _classify_text(args: argparse.Namespace) -> int:
+    from classifier_core.inference import classify_texts
+
+    text = args.text if args.text is not None else sys.stdin.read()
+    _, model = _load(args.classifier)
+    result = classify_texts(model, [text])[0]
+    _print_json(result)
+    return 1 if "ErrorCode" in result else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from flows.realtime import create_app
+
+    version, model = _load(args.classifier)
+    info = {"DocumentClassifierName": version.name, "DocumentClassifierVersion": str(version.version)}
+    print(f"docclass: serving {version.name} version {version.version} on http://{args.host}:{args.port}", file=sys.stderr)
+    uvicorn.run(create_app(model, info, args.max_text_bytes), host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 def _job_statuses():

@@ -1,0 +1,103 @@
+"""Real-time classification: `docclass serve` on a free loopback port, real HTTP requests;
+`docclass classify-text`; answers identical to the batch job's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+
+import httpx
+import pytest
+
+from flows.demo_data import multi_class_rows, multi_label_rows, write_csv
+from tests.conftest import DOCCLASS, free_port, run_docclass
+
+TEXTS = ["my parcel was delivered to the wrong address", "I was charged twice for my subscription this month",
+         "the app crashes every time I open the settings page", "I want my money back"]
+
+
+@pytest.fixture(scope="module")
+def env(prefect_server, tmp_path_factory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("realtime") / "home"
+    env = {"DOCCLASS_HOME": str(home), "PREFECT_API_URL": prefect_server, "MLFLOW_TRACKING_URI": ""}
+    for name, mode, rows in (("rt", "MULTI_CLASS", multi_class_rows(400)), ("rt-ml", "MULTI_LABEL", multi_label_rows(400))):
+        result = run_docclass("train", "--name", name, "--mode", mode, "--training-data",
+                              str(write_csv(rows, home.parent / f"{name}.csv")), env=env)
+        assert result.code == 0, result.stderr
+    return env
+
+
+@pytest.fixture(scope="module", params=["rt", "rt-ml"])
+def server(request, env):
+    port = free_port()
+    process = subprocess.Popen([str(DOCCLASS), "serve", "--classifier", request.param, "--port", str(port),
+                                "--max-text-bytes", "10240"], env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    yield request.param, base
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=20)
+
+
+def test_health_and_openapi(server):
+    name, base = server
+    health = httpx.get(f"{base}/health").json()
+    assert health["DocumentClassifierName"] == name and health["DocumentClassifierVersion"] == "1"
+    assert health["Mode"] == ("MULTI_LABEL" if name == "rt-ml" else "MULTI_CLASS") and health["Loaded"] is True
+    assert "/classify-document" in httpx.get(f"{base}/openapi.json").json()["paths"]
+
+
+def test_answers_match_the_batch_job(server, env, tmp_path):
+    name, base = server
+    answers = [httpx.post(f"{base}/classify-document", json={"Text": text}).json() for text in TEXTS]
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    job = run_docclass("classify", "--classifier", name, "--input-uri", str(tmp_path / "in.txt"),
+                       "--output-uri", str(tmp_path / "out"), env=env)
+    assert job.code == 0, job.stderr
+    with tarfile.open(json.loads(job.stdout)["OutputDataConfig"]["S3Uri"], "r:gz") as tar:
+        records = [json.loads(line) for line in tar.extractfile("predictions.jsonl").read().decode().splitlines()]
+    key = "Labels" if name == "rt-ml" else "Classes"
+    assert [{key: r[key]} for r in records] == answers
+    cli = run_docclass("classify-text", "--classifier", name, TEXTS[0], env=env)
+    assert cli.code == 0 and json.loads(cli.stdout) == answers[0]
+    piped = run_docclass("classify-text", "--classifier", name, env=env, stdin=TEXTS[1])
+    assert piped.code == 0 and json.loads(piped.stdout) == answers[1]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "message"),
+    [
+        (json.dumps({"Text": "x" * 10241}).encode(), 413, "DOCUMENT_SIZE_EXCEEDED", "at most 10240 bytes (UTF-8); found 10241"),
+        (json.dumps({"Text": "é" * 5121}).encode(), 413, "DOCUMENT_SIZE_EXCEEDED", "found 10242"),
+        (json.dumps({"Text": ""}).encode(), 400, "EMPTY_DOCUMENT", "expected a non-blank Text"),
+        (json.dumps({"Text": "  \n "}).encode(), 400, "EMPTY_DOCUMENT", "expected a non-blank Text"),
+        (b'{"Text": "unclosed', 400, "INVALID_REQUEST", "JSON decode error"),
+        (json.dumps({"text": "wrong field"}).encode(), 400, "INVALID_REQUEST", "body.Text: Field required"),
+        (json.dumps({"Text": 42}).encode(), 400, "INVALID_REQUEST", "body.Text"),
+        (b'{"Text": "\xff\xfe bad bytes"}', 400, "INVALID_REQUEST", "expected a JSON object"),
+    ],
+)
+def test_bad_requests_get_clear_4xx_json(server, body, status, code, message):
+    _, base = server
+    response = httpx.post(f"{base}/classify-document", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert response.json()["ErrorCode"] == code
+    assert message in response.json()["Message"]
+
+
+def test_unknown_path_is_404_json(server):
+    _, base = server
+    response = httpx.get(f"{base}/nowhere")
+    assert response.status_code == 404 and response.json()["ErrorCode"] == "NOT_FOUND"
