@@ -7,7 +7,7 @@ export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-realtime clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,12 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# Benchmarks read ../shared/data and are not part of the test suite.
+bench: bench-realtime
+
+bench-realtime: setup
+	$(PY) benchmarks/realtime.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -135,6 +135,7 @@ def _add_realtime(commands) -> None:
     serve.add_argument("--classifier", required=True, metavar="NAME[:VERSION|@ALIAS]", help="default alias: champion")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes, each with its own copy of the model")
     serve.add_argument("--max-text-bytes", type=int, default=10 * 1024, metavar="N", help="largest Text accepted (default 10240)")
     serve.set_defaults(handler=_serve)
 
@@ -156,14 +157,21 @@ def _classify_text(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
-    from flows.realtime import create_app
+    from flows.realtime import SERVE_CLASSIFIER_ENV, SERVE_MAX_BYTES_ENV
 
-    version, model = _load(args.classifier)
-    info = {"DocumentClassifierName": version.name, "DocumentClassifierVersion": str(version.version)}
-    print(f"docclass: serving {version.name} version {version.version} on http://{args.host}:{args.port}", file=sys.stderr)
-    uvicorn.run(create_app(model, info, args.max_text_bytes), host=args.host, port=args.port, log_level="warning")
+    registry = _registry()
+    version = registry.resolve(registry.ModelRef.parse(args.classifier))
+    # Workers resolve "NAME:VERSION", not the alias, so all serve the version resolved here.
+    os.environ[SERVE_CLASSIFIER_ENV] = f"{version.name}:{version.version}"
+    os.environ[SERVE_MAX_BYTES_ENV] = str(args.max_text_bytes)
+    print(f"docclass: serving {version.name} version {version.version} on http://{args.host}:{args.port} "
+          f"({args.workers} worker(s))", file=sys.stderr)
+    uvicorn.run("flows.realtime:app_from_environment", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning")
     return 0
 
 

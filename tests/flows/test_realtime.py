@@ -35,7 +35,7 @@ def env(prefect_server, tmp_path_factory) -> dict[str, str]:
 def server(request, env):
     port = free_port()
     process = subprocess.Popen([str(DOCCLASS), "serve", "--classifier", request.param, "--port", str(port),
-                                "--max-text-bytes", "10240"], env={**os.environ, **env},
+                                "--max-text-bytes", "10240", "--workers", "2"], env={**os.environ, **env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -101,3 +101,35 @@ def test_unknown_path_is_404_json(server):
     _, base = server
     response = httpx.get(f"{base}/nowhere")
     assert response.status_code == 404 and response.json()["ErrorCode"] == "NOT_FOUND"
+
+
+def test_the_registered_pyfunc_serves_through_mlflow_models_serve(env):
+    port = free_port()
+    home = env["DOCCLASS_HOME"]
+    # --env-manager local shells out to uvicorn: the venv's bin must be on PATH (see README)
+    mlflow_env = {**os.environ, **env, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
+                  "PATH": f"{DOCCLASS.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow_cli = str(DOCCLASS.with_name("mlflow"))
+    process = subprocess.Popen([mlflow_cli, "models", "serve", "-m", "models:/rt@champion", "--env-manager", "local",
+                                "-h", "127.0.0.1", "-p", str(port)], env=mlflow_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            try:
+                if httpx.get(f"{base}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        payload = {"dataframe_split": {"columns": ["Text"], "data": [[text] for text in TEXTS[:2]]}}
+        served = httpx.post(f"{base}/invocations", json=payload, timeout=30)
+        assert served.status_code == 200, served.text
+        direct = run_docclass("classify-text", "--classifier", "rt", TEXTS[0], env=env)
+        assert served.json()["predictions"][0] == json.loads(direct.stdout)
+        assert served.json()["predictions"][1]["Classes"][0]["Name"] == "billing"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
