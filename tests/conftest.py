@@ -36,7 +36,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for(url: str, process: subprocess.Popen, timeout: float) -> None:
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> None:
+    """Waits until ``url`` answers 200; fails at once if ``process`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -64,7 +65,7 @@ def prefect_server(tmp_path_factory) -> str:
     )
     url = f"http://127.0.0.1:{port}/api"
     try:
-        _wait_for(f"{url}/health", process, timeout=120)
+        wait_for_http(f"{url}/health", process, timeout=120)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)

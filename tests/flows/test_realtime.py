@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import tarfile
-import time
 
 import httpx
 import pytest
 
 from flows.demo_data import multi_class_rows, multi_label_rows, write_csv
-from tests.conftest import DOCCLASS, free_port, run_docclass
+from tests.conftest import DOCCLASS, free_port, run_docclass, wait_for_http
 
 TEXTS = ["my parcel was delivered to the wrong address", "I was charged twice for my subscription this month",
          "the app crashes every time I open the settings page", "I want my money back"]
@@ -38,14 +37,7 @@ def server(request, env):
                                 "--max-text-bytes", "10240", "--workers", "2"], env={**os.environ, **env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
+    wait_for_http(f"{base}/health", process, timeout=90)
     yield request.param, base
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=20)
@@ -115,14 +107,7 @@ def test_the_registered_pyfunc_serves_through_mlflow_models_serve(env):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            try:
-                if httpx.get(f"{base}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        wait_for_http(f"{base}/ping", process, timeout=120)
         payload = {"dataframe_split": {"columns": ["Text"], "data": [[text] for text in TEXTS[:2]]}}
         served = httpx.post(f"{base}/invocations", json=payload, timeout=30)
         assert served.status_code == 200, served.text
