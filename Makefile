@@ -31,7 +31,9 @@ test-fast: setup
 # Benchmarks read ../shared/data and are not part of the test suite.
 bench: bench-realtime
 
+# wrk, a C load generator, keeps the load off Python; it is a Debian package.
 bench-realtime: setup
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) benchmarks/realtime.py
 
 clean:

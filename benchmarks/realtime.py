@@ -1,8 +1,9 @@
 """Real-time throughput and latency of `docclass serve`, against Comprehend's 20 docs/s endpoint.
 
 Trains a classifier on ../shared/data/sms_spam in a temporary DOCCLASS_HOME, serves it with 1 and
-2 worker processes on loopback, and loads it from a second process (an async httpx client) at
-concurrency 1, 16 and 64 with short documents (SMS texts). Prints a table.
+2 worker processes on loopback, and loads it with wrk (a C load generator, `apt-get install wrk`;
+`make bench-realtime` installs it) from a second process at concurrency 1, 16 and 64, cycling
+through the real SMS texts of sms_spam/test.csv. Prints a table.
 
     .venv/bin/python benchmarks/realtime.py [--seconds 10]
 """
@@ -10,10 +11,10 @@ concurrency 1, 16 and 64 with short documents (SMS texts). Prints a table.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -28,35 +29,36 @@ DATA = REPO.parent / "shared" / "data" / "sms_spam"
 BIN = Path(sys.executable).parent
 COMPREHEND_DOCS_PER_SECOND = 20  # 10 inference units x 2 docs/s, the most one endpoint serves
 
+# wrk script: POST each text in turn; at the end print one JSON line with the counts and latencies.
+WRK_SCRIPT = """
+bodies = {%s}
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[i])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read
+               + summary.errors.write + summary.errors.timeout
+  io.write(string.format('RESULT {"requests": %%d, "errors": %%d, "seconds": %%f, "p50_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, errors, summary.duration / 1e6, latency:percentile(50), latency:percentile(99)))
+end
+"""
 
-async def _load(url: str, texts: list[str], concurrency: int, seconds: float) -> dict:
-    import httpx
 
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        async def worker(offset: int) -> None:
-            nonlocal errors
-            i = offset
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = await client.post(url, json={"Text": texts[i % len(texts)]})
-                latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
-                i += concurrency
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "docs_per_s": len(latencies) / elapsed,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-    }
+def _wrk_script(texts: list[str], path: Path) -> Path:
+    bodies = ", ".join(f"[==[{json.dumps({'Text': text})}]==]" for text in texts)
+    path.write_text(WRK_SCRIPT % bodies, encoding="utf-8")
+    return path
+
+
+def _load(url: str, script: Path, concurrency: int, seconds: float) -> dict:
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(script), url],
+                         check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.split("RESULT ", 1)[1])
+    return {"requests": result["requests"], "errors": result["errors"],
+            "docs_per_s": result["requests"] / result["seconds"],
+            "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000}
 
 
 def _free_port() -> int:
@@ -83,42 +85,38 @@ def _serve(env: dict, workers: int) -> tuple[subprocess.Popen, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="load duration per row (default 10)")
-    parser.add_argument("--load", nargs=3, metavar=("URL", "CONCURRENCY", "SECONDS"), help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=int, default=10, help="load duration per row (default 10)")
     args = parser.parse_args()
-    with open(DATA / "test.csv", encoding="utf-8", newline="") as fp:
-        texts = [text for _, text in csv.reader(fp)]
-    if args.load:  # the load generator, in its own process
-        url, concurrency, seconds = args.load
-        print(json.dumps(asyncio.run(_load(url, texts, int(concurrency), float(seconds)))))
-        return 0
     if not DATA.is_dir():
         sys.exit(f"benchmarks need ../shared/data (not found: {DATA})")
+    if shutil.which("wrk") is None:
+        sys.exit("this benchmark needs wrk: apt-get install wrk (make bench-realtime does)")
+    with open(DATA / "test.csv", encoding="utf-8", newline="") as fp:
+        texts = [text for _, text in csv.reader(fp)]
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "DOCCLASS_HOME": home, "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("MLFLOW_TRACKING_URI", None)
         subprocess.run([str(BIN / "docclass"), "train", "--name", "sms-spam", "--mode", "MULTI_CLASS",
                         "--training-data", str(DATA / "train.csv")], env=env, check=True, capture_output=True)
+        script = _wrk_script(texts, Path(home) / "post.lua")
         rows = []
         for workers in (1, 2):
             process, url = _serve(env, workers)
             try:
                 for concurrency in (1, 16, 64):
-                    out = subprocess.run([sys.executable, __file__, "--load", url, str(concurrency), str(args.seconds)],
-                                         check=True, capture_output=True, text=True)
-                    rows.append((workers, concurrency, json.loads(out.stdout)))
+                    rows.append((workers, concurrency, _load(url, script, concurrency, args.seconds)))
             finally:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait()
     mean_chars = statistics.mean(len(t) for t in texts)
-    print(f"docclass serve, sms_spam model, SMS texts (mean {mean_chars:.0f} chars), {args.seconds:.0f} s per row, "
-          f"{os.cpu_count()} cores, load from a second process (async httpx)\n")
+    print(f"docclass serve, sms_spam model, {len(texts)} SMS texts in turn (mean {mean_chars:.0f} chars), "
+          f"{args.seconds} s per row, {os.cpu_count()} cores shared with the load generator (wrk, 1 thread)\n")
     print("| workers | concurrency | requests | errors | docs/s | p50 ms | p99 ms | x Comprehend (20 docs/s) |")
     print("|---|---|---|---|---|---|---|---|")
     for workers, concurrency, r in rows:
         print(f"| {workers} | {concurrency} | {r['requests']} | {r['errors']} | {r['docs_per_s']:.0f} | "
-              f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['docs_per_s'] / COMPREHEND_DOCS_PER_SECOND:.0f}x |")
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['docs_per_s'] / COMPREHEND_DOCS_PER_SECOND:.0f}x |")
     return 0
 
 

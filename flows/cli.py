@@ -159,9 +159,7 @@ def _classify_text(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import os
 
-    import uvicorn
-
-    from flows.realtime import SERVE_CLASSIFIER_ENV, SERVE_MAX_BYTES_ENV
+    from flows.realtime import SERVE_CLASSIFIER_ENV, SERVE_MAX_BYTES_ENV, run_server
 
     registry = _registry()
     version = registry.resolve(registry.ModelRef.parse(args.classifier))
@@ -170,8 +168,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ[SERVE_MAX_BYTES_ENV] = str(args.max_text_bytes)
     print(f"docclass: serving {version.name} version {version.version} on http://{args.host}:{args.port} "
           f"({args.workers} worker(s))", file=sys.stderr)
-    uvicorn.run("flows.realtime:app_from_environment", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="warning")
+    run_server(args.host, args.port, args.workers)
     return 0
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -66,6 +67,26 @@ def test_answers_match_the_batch_job(server, env, tmp_path):
     assert cli.code == 0 and json.loads(cli.stdout) == answers[0]
     piped = run_docclass("classify-text", "--classifier", name, env=env, stdin=TEXTS[1])
     assert piped.code == 0 and json.loads(piped.stdout) == answers[1]
+
+
+def test_concurrent_requests_get_their_own_answers(server):
+    """Requests arriving together are scored in one batch; each must still get its own answer."""
+    _, base = server
+    texts = [text for _, text in multi_class_rows(60, seed=11)]
+    texts[7] = texts[31] = "   "  # blank ones in the middle of a batch get their own 400
+    url = f"{base}/classify-document"
+
+    def answer(response: httpx.Response) -> tuple[int, dict]:
+        return response.status_code, response.json()
+
+    alone = [answer(httpx.post(url, json={"Text": text})) for text in texts]
+
+    async def together() -> list[tuple[int, dict]]:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
+            return [answer(r) for r in await asyncio.gather(*(client.post(url, json={"Text": t}) for t in texts))]
+
+    assert asyncio.run(together()) == alone
+    assert [status for status, _ in alone].count(400) == 2 and alone[7][1]["ErrorCode"] == "EMPTY_DOCUMENT"
 
 
 @pytest.mark.parametrize(
