@@ -7,7 +7,7 @@ export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup demo test test-fast bench bench-realtime clean
+.PHONY: setup demo server test test-fast bench bench-realtime clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(PY) -m flows.demo
+
+# A local Prefect server with the deployments of deployments/prefect.yaml and a worker (Ctrl-C stops).
+server: setup
+	$(VENV)/bin/docclass server
 
 test: setup
 	$(PY) -m pytest

@@ -85,3 +85,10 @@ class TrainingConfig:
     mode: Mode = Mode.MULTI_CLASS
     label_delimiter: str = DEFAULT_LABEL_DELIMITER
     strict: bool = False
+
+
+# How `docclass compare` picks a winner (classifier_core.comparison applies it).
+PROMOTION_RULE = (
+    "the higher F1Score wins; a tie goes to the higher MicroF1Score; if still tied, the current "
+    "champion stays (else the newest of the tied versions wins)"
+)

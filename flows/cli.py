@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classifiers(commands)
     _add_classify(commands)
     _add_jobs(commands)
+    _add_compare(commands)
     _add_realtime(commands)
+    _add_server(commands)
     return parser
 
 
@@ -74,6 +76,9 @@ def _add_train(commands) -> None:
     train.add_argument("--strict", action="store_true", help="apply Comprehend's minimum document counts as errors")
     train.add_argument("--data-format", default="COMPREHEND_CSV", choices=["COMPREHEND_CSV", "AUGMENTED_MANIFEST"])
     train.add_argument("--attribute-names", metavar="A[,B...]", help="label attribute names of an augmented manifest (1-5)")
+    train.add_argument("--auto-promote", action="store_true",
+                       help="then compare the new version with the champion on this training's test data and "
+                       "promote the winner (as compare --promote)")
     train.set_defaults(handler=_train)
 
 
@@ -101,6 +106,12 @@ def _add_classify(commands) -> None:
     classify.add_argument("--output-uri", metavar="URI", help="where <JobId>/output/output.tar.gz goes (default $DOCCLASS_HOME/output)")
     classify.add_argument("--job-name", metavar="N", help="a name to find the job by")
     classify.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag for the job (repeatable)")
+    classify.add_argument("--only-new", action="store_true",
+                          help="skip input objects that earlier --only-new jobs into the same output location already "
+                          "classified (for an 'incoming' prefix); an empty prefix completes with no documents")
+    classify.add_argument("--no-wait", action="store_true",
+                          help="submit through the deployment on the running `docclass server` (PREFECT_API_URL) and "
+                          "print the SUBMITTED job at once; follow it with `docclass jobs describe JOB_ID`")
     classify.set_defaults(handler=_classify)
 
 
@@ -121,6 +132,44 @@ def _add_jobs(commands) -> None:
         command.set_defaults(handler=handler)
 
 
+def _add_compare(commands) -> None:
+    from classifier_core.config import PROMOTION_RULE
+
+    compare = commands.add_parser(
+        "compare",
+        help="score versions of a classifier on one test set; optionally promote the winner",
+        description="Runs the Prefect flow compare_document_classifiers: score every version on the same test "
+        f"data (the 8 Comprehend metrics), log a comparison run to MLflow and pick a winner. Rule: {PROMOTION_RULE}. "
+        "With --promote the winner becomes champion (and the previous champion challenger). Prints the "
+        "comparison JSON on stdout and a table on stderr.",
+    )
+    compare.add_argument("--name", required=True, help="classifier name")
+    compare.add_argument("--versions", nargs="+", default=[], metavar="V",
+                         help="two or more version numbers or VersionNames (default: champion and challenger)")
+    compare.add_argument("--test-data", metavar="URI", help="Comprehend CSV to score on (default: the test data "
+                         "the newest compared version was trained with)")
+    compare.add_argument("--promote", action="store_true", help="make the winner champion")
+    compare.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from flows.request_models import CompareDocumentClassifiersRequest
+
+    request = _request(CompareDocumentClassifiersRequest, DocumentClassifierName=args.name, Versions=args.versions,
+                       TestS3Uri=args.test_data, Promote=args.promote)
+    from flows.compare import compare_document_classifiers, format_table
+
+    print(f"docclass: comparing versions of {request.DocumentClassifierName} ...", file=sys.stderr)
+    state = compare_document_classifiers(request, return_state=True)
+    if not state.is_completed():
+        print(f"docclass: error: {state.message or 'the comparison failed'}", file=sys.stderr)
+        return 1
+    result = state.result()
+    print(format_table(result), file=sys.stderr)
+    _print_json(result)
+    return 0
+
+
 def _add_realtime(commands) -> None:
     text = commands.add_parser("classify-text", help="classify one text now, without a server or a job")
     text.add_argument("--classifier", required=True, metavar="NAME[:VERSION|@ALIAS]", help="default alias: champion")
@@ -138,6 +187,29 @@ def _add_realtime(commands) -> None:
     serve.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes, each with its own copy of the model")
     serve.add_argument("--max-text-bytes", type=int, default=10 * 1024, metavar="N", help="largest Text accepted (default 10240)")
     serve.set_defaults(handler=_serve)
+
+
+def _add_server(commands) -> None:
+    server = commands.add_parser(
+        "server",
+        help="run deployments locally: Prefect server + deployments/prefect.yaml + a worker",
+        description="Starts a Prefect server on loopback (state in $DOCCLASS_HOME/prefect unless PREFECT_HOME is "
+        "set), creates the process work pool 'docclass', applies deployments/prefect.yaml and starts a worker, so "
+        "runs triggered from the UI, `prefect deployment run` or `docclass classify --no-wait` execute. "
+        "Schedules (nightly retrain, hourly incoming job) stay paused unless --schedules. Ctrl-C stops everything. "
+        "Scheduled runs read DOCCLASS_SCHEDULED_CLASSIFIER (default support-tickets), DOCCLASS_TRAINING_URI, "
+        "DOCCLASS_INCOMING_URI and DOCCLASS_OUTPUT_URI (defaults under $DOCCLASS_HOME).",
+    )
+    server.add_argument("--host", default="127.0.0.1", help="bind address of the Prefect server (default loopback)")
+    server.add_argument("--port", type=int, default=4200, help="Prefect server port (default 4200)")
+    server.add_argument("--schedules", action="store_true", help="activate the example schedules")
+    server.set_defaults(handler=_server)
+
+
+def _server(args: argparse.Namespace) -> int:
+    from flows.deployments import run_server
+
+    return run_server(args.host, args.port, args.schedules)
 
 
 def _load(reference: str):
@@ -200,7 +272,7 @@ def _parse_tags(pairs: Sequence[str]) -> list[dict[str, str]]:
 
 def training_request(args: argparse.Namespace):
     """The CreateDocumentClassifierRequest the train command's arguments describe."""
-    from flows.requests import CreateDocumentClassifierRequest
+    from flows.request_models import CreateDocumentClassifierRequest
 
     input_config: dict = {"DataFormat": args.data_format, "LabelDelimiter": args.label_delimiter}
     if args.data_format == "AUGMENTED_MANIFEST":
@@ -221,6 +293,7 @@ def training_request(args: argparse.Namespace):
         OutputDataConfig={"S3Uri": args.output},
         Tags=_parse_tags(args.tag),
         Strict=args.strict,
+        AutoPromote=args.auto_promote,
     )
 
 
@@ -254,7 +327,7 @@ def _request(model, **fields):
 
 def classification_request(args: argparse.Namespace):
     """The StartDocumentClassificationJobRequest the classify command's arguments describe."""
-    from flows.requests import StartDocumentClassificationJobRequest
+    from flows.request_models import StartDocumentClassificationJobRequest
     from tasks.settings import default_output_uri
 
     return _request(
@@ -264,6 +337,7 @@ def classification_request(args: argparse.Namespace):
         InputDataConfig={"S3Uri": args.input_uri, "InputFormat": args.input_format},
         OutputDataConfig={"S3Uri": args.output_uri or default_output_uri()},
         Tags=_parse_tags(args.tag),
+        OnlyNewDocuments=args.only_new,
     )
 
 
@@ -271,6 +345,12 @@ def _classify(args: argparse.Namespace) -> int:
     request = classification_request(args)
     from flows.classification import start_document_classification_job
     from flows.jobs import describe_job
+
+    if args.no_wait:
+        from flows.deployments import submit_classification_job
+
+        _print_json(describe_job(submit_classification_job(request)))
+        return 0
 
     print(f"docclass: classifying {request.InputDataConfig.S3Uri} with {request.DocumentClassifier} ...", file=sys.stderr)
     state = start_document_classification_job(request, return_state=True)

@@ -103,6 +103,10 @@ def describe_flow_run(client, flow_run: FlowRun) -> dict:
         properties["DocumentClassifierVersion"] = summary["DocumentClassifierVersion"]
         properties["NumberOfDocuments"] = int(summary["NumberOfDocuments"])
         properties["NumberOfDocumentErrors"] = int(summary["NumberOfDocumentErrors"])
+        if "NumberOfInputObjects" in summary:
+            properties["NumberOfInputObjects"] = int(summary["NumberOfInputObjects"])
+    if request.get("OnlyNewDocuments"):
+        properties["OnlyNewDocuments"] = True
     return {key: value for key, value in properties.items() if value is not None}
 
 

@@ -12,7 +12,8 @@ from prefect.states import Failed
 
 from classifier_core.config import ClassifierStatus, DataFormat, TrainingConfig
 from classifier_core.errors import DocclassError
-from flows.requests import CreateDocumentClassifierRequest
+from flows.compare import auto_promote
+from flows.request_models import CreateDocumentClassifierRequest
 from tasks import storage
 from tasks.settings import default_output_uri, work_dir
 from tasks.training import (
@@ -20,6 +21,7 @@ from tasks.training import (
     check_registry,
     evaluate_classifier,
     package_training_output,
+    publish_evaluation,
     register_classifier,
     train_classifier,
     validate_training_data,
@@ -45,10 +47,13 @@ def create_document_classifier(request: CreateDocumentClassifierRequest) -> dict
         model_dir = train_classifier(data.train_path, request.Mode, work)
         describe["TrainingEndTime"] = now_iso()
         evaluation = evaluate_classifier(model_dir, data.test_path, work)
+        publish_evaluation(evaluation)
         describe.update(finished_properties(data, evaluation.metrics))
         params = training_params(request, data)
         describe["ModelVersion"] = register_classifier(describe, model_dir, evaluation, params, request.tag_dict())
         package_training_output(evaluation.confusion_matrix_path, describe["OutputDataConfig"]["S3Uri"], work)
+        if request.AutoPromote:  # last: only a training that fully succeeded may take over
+            describe["Promotion"] = auto_promote(describe, data.test_path)
     except DocclassError as exc:
         return Failed(message=str(exc))
     finally:

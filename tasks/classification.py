@@ -7,6 +7,8 @@ asked to stop (``docclass jobs stop`` or Cancel in the Prefect UI set the run Ca
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +25,11 @@ from classifier_core.inference import classify_documents
 from classifier_core.model import load_model
 from classifier_core.predictions import package_tar_gz, write_jsonl
 from tasks import registry, storage
+from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
 
 PREDICTIONS = "predictions.jsonl"
+LEDGER_FOLDER = ".docclass-ledger"
 SUMMARY_ARTIFACT_KEY = "docclass-job-summary"
 BATCH_SIZE = 2_000
 STOP_CHECK_SECONDS = 1.0
@@ -52,7 +56,7 @@ class ClassificationCounts:
     class_counts: dict[str, int] = field(default_factory=dict)
 
 
-@task(name="resolve-classifier", retries=2, retry_delay_seconds=[2, 10])
+@task(name="resolve-classifier", **IO_RETRIES)
 def resolve_classifier(reference: str, work_dir: Path) -> ResolvedClassifier:
     """Finds NAME[:VERSION|@ALIAS] (default alias champion) in the registry and downloads it."""
     registry.configure(docclass_home())
@@ -63,18 +67,54 @@ def resolve_classifier(reference: str, work_dir: Path) -> ResolvedClassifier:
     return ResolvedClassifier(version.name, str(version.version), model.mode.value, str(model_dir))
 
 
-@task(name="list-inputs", retries=2, retry_delay_seconds=[2, 10])
-def list_inputs(input_uri: str) -> list[str]:
+@task(name="list-inputs", **IO_RETRIES)
+def list_inputs(input_uri: str, allow_empty: bool = False) -> list[str]:
     """Every input object under the URI (a file or a prefix), in key order.
 
     Raises:
-        StorageError: if nothing matches, or the location cannot be listed.
+        StorageError: if nothing matches (unless ``allow_empty``), or the location cannot be listed.
     """
     uris = storage.list_objects(input_uri)
-    if not uris:
+    if not uris and not allow_empty:
         raise storage.StorageError(f"{storage.redact(input_uri)}: no input found: expected at least one file at this URI or prefix")
     get_run_logger().info("%d input file(s) under %s", len(uris), storage.redact(input_uri))
     return uris
+
+
+def ledger_uri(input_uri: str, output_uri: str) -> str:
+    """Where jobs with OnlyNewDocuments record what they classified from this input prefix.
+
+    One folder per (input prefix, output location) pair, one small JSON file per job, so jobs
+    never rewrite each other's records.
+    """
+    digest = hashlib.sha256(storage.redact(input_uri).encode("utf-8")).hexdigest()[:16]
+    return storage.join(output_uri, LEDGER_FOLDER, digest)
+
+
+@task(name="skip-classified-inputs", **IO_RETRIES)
+def skip_classified_inputs(input_uris: list[str], ledger: str) -> list[str]:
+    """The input objects that no earlier job recorded in the ledger, in key order."""
+    done: set[str] = set()
+    for record_uri in storage.list_objects(storage.join(ledger, "") + "/"):
+        with storage.open_input(record_uri) as fp:
+            done.update(json.load(fp)["Objects"])
+    new = [uri for uri in input_uris if storage.redact(uri) not in done]
+    get_run_logger().info("%d new input object(s); %d already classified by earlier jobs", len(new), len(input_uris) - len(new))
+    return new
+
+
+@task(name="record-classified-inputs", **IO_RETRIES)
+def record_classified_inputs(input_uris: list[str], ledger: str, job_id: str, work_dir: Path) -> None:
+    """Adds this job's objects to the ledger; called only after its output is published.
+
+    A crash between the two leaves the objects unrecorded, so the next job classifies them
+    again: a document may come out twice across jobs, never zero times.
+    """
+    if not input_uris:
+        return
+    path = work_dir / "classified-inputs.json"
+    path.write_text(json.dumps({"JobId": job_id, "Objects": [storage.redact(uri) for uri in input_uris]}), encoding="utf-8")
+    storage.publish(path, storage.join(ledger, f"{job_id}.json"))
 
 
 class _StopWatch:
@@ -150,7 +190,7 @@ def _tally(records: list[dict], class_counts: dict[str, int]) -> int:
     return errors
 
 
-@task(name="package-job-output", retries=2, retry_delay_seconds=[2, 10])
+@task(name="package-job-output", **IO_RETRIES)
 def package_job_output(predictions_path: str, output_uri: str, work_dir: Path) -> str:
     """Packs predictions.jsonl into output.tar.gz and publishes it whole to ``output_uri``."""
     archive = work_dir / "output.tar.gz"
@@ -158,12 +198,16 @@ def package_job_output(predictions_path: str, output_uri: str, work_dir: Path) -
     return storage.publish(archive, output_uri)
 
 
-@task(name="publish-job-summary", retries=2, retry_delay_seconds=[2, 10])
-def publish_job_summary(classifier: ResolvedClassifier, counts: ClassificationCounts, output_uri: str) -> dict:
-    """A table artifact on the flow run: what ``jobs describe`` reports, and what the UI shows."""
+@task(name="publish-job-summary", **IO_RETRIES)
+def publish_job_summary(
+    classifier: ResolvedClassifier, counts: ClassificationCounts, output_uri: str, input_objects: int
+) -> dict:
+    """A table artifact on the flow run: what ``jobs describe`` reports, and what the UI shows:
+    counts, output location and the class distribution (top class, or assigned labels)."""
     summary = {
         "DocumentClassifierName": classifier.name,
         "DocumentClassifierVersion": classifier.version,
+        "NumberOfInputObjects": input_objects,
         "NumberOfDocuments": counts.documents,
         "NumberOfDocumentErrors": counts.errors,
         "OutputS3Uri": storage.redact(output_uri),

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import classifier_core
+from classifier_core.comparison import VersionScore
 from classifier_core.errors import DocclassError, InvalidNameError
 from classifier_core.model import TextClassifier
 from classifier_core.names import validate_name
@@ -235,3 +238,120 @@ def list_classifiers() -> list[dict]:
             if version.run_id:
                 described.append(describe(version))
     return described
+
+
+KIND_TAG = "docclass.kind"
+PROMOTED_AT_TAG = "docclass.promoted_at"
+PROMOTION_REASON_TAG = "docclass.promotion_reason"
+COMPARISON_ARTIFACT = "comparison.json"
+_PER_CLASS_ARTIFACT = "per_class_metrics.json"  # the name training runs use, to line up
+
+
+def aliases(name: str) -> dict[str, str]:
+    """The classifier's aliases and the version each points at, e.g. ``{"champion": "2"}``.
+
+    Raises:
+        RegistryError: if there is no such classifier.
+    """
+    try:
+        model = MlflowClient().get_registered_model(name)
+    except MlflowException as exc:
+        raise RegistryError(f"classifier {name!r} not found in the registry ({mlflow.get_tracking_uri()})") from exc
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def metric_keys(prefix: str, labels: Sequence[str], suffix: str) -> dict[str, str]:
+    """A valid, distinct MLflow metric name ``prefix.<label>.suffix`` for each label.
+
+    MLflow accepts letters, digits and ``_-./`` and space, and no path that normalizes to
+    something else (``a//b``); anything else in a class name becomes ``_``.
+    """
+    keys: dict[str, str] = {}
+    for label in labels:
+        safe = re.sub(r"[^\w\-. /]", "_", label)[:200]  # MLflow names end at 250 characters
+        if posixpath.normpath(f"{prefix}.{safe}.{suffix}") != f"{prefix}.{safe}.{suffix}":
+            safe = safe.replace("/", "_")
+        unique, n = safe, 2
+        while f"{prefix}.{unique}.{suffix}" in keys.values():  # "a+b" and "a_b" must not share a name
+            unique, n = f"{safe}_{n}", n + 1
+        keys[label] = f"{prefix}.{unique}.{suffix}"
+    return keys
+
+
+def log_comparison(
+    *,
+    name: str,
+    home: Path,
+    scores: Sequence[VersionScore],
+    deltas: dict[str, float],
+    params: dict[str, str],
+    table: dict[str, list],
+    tags: dict[str, str],
+) -> str:
+    """Logs a comparison run with one nested evaluation run per version; returns its run id.
+
+    The parent holds the metrics side by side (``v<N>.<Metric>``), the per-class F1Score
+    deltas (``delta.<class>.F1Score``) and the ``comparison.json`` table. Each child holds
+    the same metric names and ``per_class_metrics.json`` as a training run, so MLflow's
+    compare view lines children and training runs up.
+
+    Args:
+        name: The classifier (its experiment receives the runs).
+        home: DOCCLASS_HOME, for the default artifact location.
+        scores: Every version's scores, in the order to show them.
+        deltas: Per-class F1Score of the candidate minus the baseline.
+        params: classifier_name, versions, test_data (redacted), number_of_test_documents, rule.
+        table: Columns of the comparison table.
+        tags: Extra tags of the parent run, e.g. the winner.
+    """
+    experiment_id = _experiment_id(name, home)
+    run_name = "compare " + " vs ".join(f"v{score.version}" for score in scores)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as parent:
+        mlflow.set_tags({**tags, KIND_TAG: "comparison"})
+        mlflow.log_params(params)
+        mlflow.log_metrics({f"v{s.version}.{metric}": value for s in scores for metric, value in s.metrics.items()})
+        keys = metric_keys("delta", list(deltas), "F1Score")
+        mlflow.log_metrics({keys[label]: delta for label, delta in deltas.items()})
+        mlflow.log_table(table, COMPARISON_ARTIFACT)
+        for score in scores:
+            _log_evaluation(experiment_id, name, score, params, parent.info.run_id)
+    return parent.info.run_id
+
+
+def _log_evaluation(experiment_id: str, name: str, score: VersionScore, params: dict[str, str], parent_id: str) -> None:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate v{score.version}", nested=True):
+        mlflow.set_tags({KIND_TAG: "evaluation", "docclass.model_version": score.version, "docclass.comparison_run_id": parent_id})
+        mlflow.log_params({
+            "classifier_name": name,
+            "classifier_version": score.version,
+            "test_data": params["test_data"],
+            "number_of_test_documents": params["number_of_test_documents"],
+        })
+        mlflow.log_metrics(score.metrics)
+        mlflow.log_dict(score.per_class, _PER_CLASS_ARTIFACT)
+
+
+def promote(name: str, version: str, previous_champion: str | None, tags: dict[str, str]) -> None:
+    """Tags ``version``, then points ``champion`` at it and ``challenger`` at the previous champion.
+
+    Tags go first and the champion alias last: the alias is what classification and serving
+    follow, so it moves only once the record of why is in place, and a failure on the way
+    leaves the old champion in charge. Safe to repeat.
+
+    Args:
+        name: The classifier.
+        version: The winner.
+        previous_champion: The version holding ``champion`` before, if any; when it is
+            ``version`` itself only the tags are set.
+        tags: e.g. docclass.promoted_at and docclass.promotion_reason.
+    """
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if previous_champion == version:
+        return
+    client.set_registered_model_alias(name, CHAMPION, version)
+    if previous_champion is not None:
+        client.set_registered_model_alias(name, CHALLENGER, previous_champion)
+    elif aliases(name).get(CHALLENGER) == version:
+        client.delete_registered_model_alias(name, CHALLENGER)

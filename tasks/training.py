@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
 
 from classifier_core.config import DataFormat, Mode, TrainingConfig
 from classifier_core.errors import Issue, TrainingDataError
@@ -22,9 +23,13 @@ from classifier_core.model import TextClassifier, load_model
 from classifier_core.predictions import package_tar_gz
 from classifier_core.training_data import TrainingSet, check_test_set, load_training_data
 from tasks import registry, storage
+from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
 
 CONFUSION_MATRIX = "confusion_matrix.json"
+CONFUSION_MATRIX_PNG = "confusion_matrix.png"
+METRICS_ARTIFACT_KEY = "docclass-metrics"
+CONFUSION_ARTIFACT_KEY = "docclass-confusion-matrix"
 PER_CLASS_METRICS = "per_class_metrics.json"
 
 
@@ -52,6 +57,7 @@ class Evaluation:
     metrics: dict[str, float]
     confusion_matrix_path: str
     per_class_path: str
+    confusion_png_path: str
 
 
 def _sources(uri: str) -> Iterator[tuple[str, BinaryIO]]:
@@ -63,7 +69,7 @@ def _sources(uri: str) -> Iterator[tuple[str, BinaryIO]]:
             yield storage.base_name(object_uri), fp
 
 
-def _load(source: DataSource, config: TrainingConfig, test_set: bool = False) -> tuple[TrainingSet, list[Issue]]:
+def load_source(source: DataSource, config: TrainingConfig, test_set: bool = False) -> tuple[TrainingSet, list[Issue]]:
     return load_training_data(
         _sources(source.uri), config, source.data_format, source.attribute_names, test_set=test_set
     )
@@ -79,9 +85,9 @@ def validate_training_data(
         TrainingDataError: with every problem found, each naming file, line, expected, found.
     """
     logger = get_run_logger()
-    training_set, warnings = _load(train, config)
+    training_set, warnings = load_source(train, config)
     if test is not None:
-        test_set, test_warnings = _load(test, config, test_set=True)
+        test_set, test_warnings = load_source(test, config, test_set=True)
         warnings += test_warnings + check_test_set(training_set, test_set, storage.base_name(test.uri), config)
     else:
         train_idx, test_idx = holdout_split(training_set.labels)
@@ -123,18 +129,67 @@ def evaluate_classifier(model_dir: str, test_path: str, work_dir: Path) -> Evalu
     confusion_path.write_text(json.dumps(confusion_matrix_json(y_true, y_pred, model.labels_, model.mode)), encoding="utf-8")
     per_class_path = work_dir / PER_CLASS_METRICS
     per_class_path.write_text(json.dumps(per_class_metrics(y_true, y_pred, model.labels_), indent=2), encoding="utf-8")
+    png_path = plot_confusion_matrix(json.loads(confusion_path.read_text(encoding="utf-8")), work_dir / CONFUSION_MATRIX_PNG)
     get_run_logger().info("evaluation: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return Evaluation(metrics=metrics, confusion_matrix_path=str(confusion_path), per_class_path=str(per_class_path))
+    return Evaluation(metrics, str(confusion_path), str(per_class_path), str(png_path))
 
 
-@task(name="check-registry", retries=2, retry_delay_seconds=[2, 10])
+def plot_confusion_matrix(confusion: dict, path: Path) -> Path:
+    """A PNG heatmap: actual x predicted (multi-class), or FP/FN/TP per label (multi-label)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = confusion["labels"]
+    if confusion["type"] == "multi_class":
+        matrix, columns, xlabel = np.array(confusion["confusion_matrix"]), labels, "predicted"
+    else:
+        matrix = np.array([[m[0][1], m[1][0], m[1][1]] for m in confusion["confusion_matrix"]])
+        columns, xlabel = ["FP", "FN", "TP"], "count per label"
+    side = min(4 + 0.25 * len(labels), 40)
+    fig, ax = plt.subplots(figsize=(max(5.0, min(4 + 0.25 * len(columns), 40)), side))
+    ax.imshow(matrix, cmap="Blues", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("actual" if confusion["type"] == "multi_class" else "label")
+    if matrix.size <= 400:  # numbers stay legible up to 20 x 20
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+@task(name="publish-evaluation", **IO_RETRIES)
+def publish_evaluation(evaluation: Evaluation) -> None:
+    """Prefect table artifacts: the 8 metrics with per-class scores, and the confusion matrix."""
+    per_class = json.loads(Path(evaluation.per_class_path).read_text(encoding="utf-8"))
+    rows = [{"Metric": name, "Value": round(value, 6)} for name, value in evaluation.metrics.items()]
+    rows += [{"Metric": f"{label} {name}", "Value": round(value, 6) if isinstance(value, float) else value}
+             for label, scores in per_class.items() for name, value in scores.items()]
+    create_table_artifact(table=rows, key=METRICS_ARTIFACT_KEY, description="Evaluation metrics (Comprehend's 8, then per class)")
+    confusion = json.loads(Path(evaluation.confusion_matrix_path).read_text(encoding="utf-8"))
+    if confusion["type"] == "multi_class":
+        table = [{"actual": label, **dict(zip(confusion["labels"], row))}
+                 for label, row in zip(confusion["labels"], confusion["confusion_matrix"])]
+    else:
+        table = [{"label": label, "TN": m[0][0], "FP": m[0][1], "FN": m[1][0], "TP": m[1][1]}
+                 for label, m in zip(confusion["labels"], confusion["confusion_matrix"])]
+    create_table_artifact(table=table, key=CONFUSION_ARTIFACT_KEY, description="Confusion matrix on the test data (rows: actual)")
+
+
+@task(name="check-registry", **IO_RETRIES)
 def check_registry(name: str, version_name: str | None) -> None:
     """Fails early, before any training, if the version name is taken."""
     registry.configure(docclass_home())
     registry.ensure_version_name_free(name, version_name)
 
 
-@task(name="register", retries=2, retry_delay_seconds=[2, 10])
+@task(name="register", **IO_RETRIES)
 def register_classifier(
     describe: dict, model_dir: str, evaluation: Evaluation, params: dict, tags: dict[str, str]
 ) -> str:
@@ -147,7 +202,7 @@ def register_classifier(
         describe=describe,
         params=params,
         metrics=evaluation.metrics,
-        artifacts=[Path(evaluation.confusion_matrix_path), Path(evaluation.per_class_path)],
+        artifacts=[Path(evaluation.confusion_matrix_path), Path(evaluation.per_class_path), Path(evaluation.confusion_png_path)],
         tags=tags,
         home=home,
     )
@@ -155,7 +210,7 @@ def register_classifier(
     return str(version.version)
 
 
-@task(name="package-training-output", retries=2, retry_delay_seconds=[2, 10])
+@task(name="package-training-output", **IO_RETRIES)
 def package_training_output(confusion_matrix_path: str, output_uri: str, work_dir: Path) -> str:
     """Writes output.tar.gz with confusion_matrix.json and publishes it whole to ``output_uri``."""
     archive = work_dir / "output.tar.gz"

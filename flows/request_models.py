@@ -10,7 +10,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Aliased: the Comprehend field names Mode and DataFormat would shadow the enum types.
-from classifier_core.config import DEFAULT_LABEL_DELIMITER
+from classifier_core.config import DEFAULT_LABEL_DELIMITER, PROMOTION_RULE
 from classifier_core.config import DataFormat as DataFormatEnum
 from classifier_core.config import InputFormat as InputFormatEnum
 from classifier_core.config import Mode as ModeEnum
@@ -54,6 +54,11 @@ class CreateDocumentClassifierRequest(BaseModel):
     OutputDataConfig: DocumentClassifierOutputDataConfig = Field(default_factory=DocumentClassifierOutputDataConfig)
     Tags: list[Tag] = Field(default_factory=list)
     Strict: bool = Field(default=False, description="Apply Comprehend's minimums (10 docs per class) as errors.")
+    AutoPromote: bool = Field(
+        default=False,
+        description="After registering, compare the new version with the champion on this training's test data "
+        "(or its holdout) and make the winner champion, as compare with Promote does.",
+    )
 
     @field_validator("DocumentClassifierName")
     @classmethod
@@ -102,6 +107,11 @@ class StartDocumentClassificationJobRequest(BaseModel):
     InputDataConfig: ClassificationInputDataConfig
     OutputDataConfig: ClassificationOutputDataConfig
     Tags: list[Tag] = Field(default_factory=list)
+    OnlyNewDocuments: bool = Field(
+        default=False,
+        description="docclass only: skip input objects that earlier OnlyNewDocuments jobs with the same input and "
+        "output locations already classified; an empty prefix completes with no documents. For scheduled jobs.",
+    )
 
     @field_validator("JobName")
     @classmethod
@@ -115,4 +125,39 @@ class StartDocumentClassificationJobRequest(BaseModel):
     @classmethod
     def _tags(cls, value: list[Tag]) -> list[Tag]:
         _checked(validate_tags, {tag.Key: tag.Value for tag in value})
+        return value
+
+
+class CompareDocumentClassifiersRequest(BaseModel):
+    """Compare versions of a classifier on one test set; optionally promote the winner.
+
+    docclass's own: Comprehend has no such call.
+    """
+
+    DocumentClassifierName: str = Field(description="Name of the classifier (the MLflow registered model).")
+    Versions: list[str] = Field(
+        default_factory=list,
+        description="Versions to compare, each a registry version number or a VersionName; "
+        "empty: the champion against the challenger.",
+    )
+    TestS3Uri: str | None = Field(
+        default=None,
+        description="Test data every version is scored on (Comprehend CSV: path, file:// or s3://, file or prefix); "
+        "default: the TestS3Uri the newest compared version was trained with.",
+    )
+    Promote: bool = Field(default=False, description=f"Make the winner champion. Rule: {PROMOTION_RULE}.")
+
+    @field_validator("DocumentClassifierName")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _checked(validate_name, value, "classifier name")
+
+    @field_validator("Versions")
+    @classmethod
+    def _versions(cls, value: list[str]) -> list[str]:
+        if len(value) == 1:
+            raise ValueError(f"expected no versions (champion against challenger) or at least two; found only {value[0]!r}")
+        for version in value:
+            if not version.isdigit():
+                _checked(validate_name, version, "version (a number or a VersionName)")
         return value
