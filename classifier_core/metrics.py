@@ -141,3 +141,37 @@ def confusion_matrix_json(
     body["labels"] = list(labels)
     body["all_labels"] = list(labels)
     return body
+
+
+SCORE_METRIC_NAMES = ("ExpectedCalibrationError", "BrierScore", "MacroROCAUC")
+CALIBRATION_BINS = 15
+
+
+def score_metrics(y_true: np.ndarray, scores: np.ndarray, mode: Mode) -> dict[str, float]:
+    """How trustworthy the scores are, beside the 8 metrics (which only see decisions).
+
+    ExpectedCalibrationError: |confidence - accuracy| averaged over 15 equal-width bins,
+    weighted by the bin's share of predictions (the top class of each document in
+    MULTI_CLASS; every (document, label) score in MULTI_LABEL). BrierScore: mean squared
+    difference between scores and outcomes (summed over classes per document in
+    MULTI_CLASS). MacroROCAUC: mean one-vs-rest ROC AUC over labels with both outcomes in
+    the test data.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    truth = y_true.astype(float)
+    if mode is Mode.MULTI_CLASS:
+        confidence = scores.max(axis=1)
+        correct = y_true[np.arange(len(scores)), scores.argmax(axis=1)].astype(float)
+        brier = float(np.mean(np.sum((scores - truth) ** 2, axis=1)))
+    else:
+        confidence, correct = scores.ravel(), truth.ravel()
+        brier = float(np.mean((scores - truth) ** 2))
+    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    ece = sum(
+        abs(confidence[bins == b].mean() - correct[bins == b].mean()) * np.mean(bins == b)
+        for b in range(CALIBRATION_BINS) if np.any(bins == b)
+    )
+    both = [j for j in range(y_true.shape[1]) if 0 < y_true[:, j].sum() < len(y_true)]
+    auc = float(np.mean([roc_auc_score(y_true[:, j], scores[:, j]) for j in both])) if both else float("nan")
+    return dict(zip(SCORE_METRIC_NAMES, (float(ece), brier, auc), strict=True))

@@ -74,6 +74,8 @@ def _add_train(commands) -> None:
     train.add_argument("--output", metavar="URI", help="training output location (default $DOCCLASS_HOME/output)")
     train.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag for the version (repeatable)")
     train.add_argument("--strict", action="store_true", help="apply Comprehend's minimum document counts as errors")
+    train.add_argument("--fast", action="store_true",
+                       help="skip the model search: train the default configuration only (still calibrated)")
     train.add_argument("--data-format", default="COMPREHEND_CSV", choices=["COMPREHEND_CSV", "AUGMENTED_MANIFEST"])
     train.add_argument("--attribute-names", metavar="A[,B...]", help="label attribute names of an augmented manifest (1-5)")
     train.add_argument("--auto-promote", action="store_true",
@@ -106,6 +108,8 @@ def _add_classify(commands) -> None:
     classify.add_argument("--output-uri", metavar="URI", help="where <JobId>/output/output.tar.gz goes (default $DOCCLASS_HOME/output)")
     classify.add_argument("--job-name", metavar="N", help="a name to find the job by")
     classify.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag for the job (repeatable)")
+    classify.add_argument("--explain", action="store_true",
+                          help="add Explanations to each record: the terms behind each assigned class (slower)")
     classify.add_argument("--only-new", action="store_true",
                           help="skip input objects that earlier --only-new jobs into the same output location already "
                           "classified (for an 'incoming' prefix); an empty prefix completes with no documents")
@@ -174,6 +178,7 @@ def _add_realtime(commands) -> None:
     text = commands.add_parser("classify-text", help="classify one text now, without a server or a job")
     text.add_argument("--classifier", required=True, metavar="NAME[:VERSION|@ALIAS]", help="default alias: champion")
     text.add_argument("text", nargs="?", help="the text (default: read standard input)")
+    text.add_argument("--explain", action="store_true", help="add Explanations: the terms behind each assigned class")
     text.set_defaults(handler=_classify_text)
     serve = commands.add_parser(
         "serve", help="serve ClassifyDocument over HTTP (POST /classify-document, GET /health, /docs)",
@@ -223,7 +228,7 @@ def _classify_text(args: argparse.Namespace) -> int:
 
     text = args.text if args.text is not None else sys.stdin.read()
     _, model = _load(args.classifier)
-    result = classify_texts(model, [text])[0]
+    result = classify_texts(model, [text], explain=args.explain)[0]
     _print_json(result)
     return 1 if "ErrorCode" in result else 0
 
@@ -294,6 +299,7 @@ def training_request(args: argparse.Namespace):
         Tags=_parse_tags(args.tag),
         Strict=args.strict,
         AutoPromote=args.auto_promote,
+        Fast=args.fast,
     )
 
 
@@ -338,6 +344,7 @@ def classification_request(args: argparse.Namespace):
         OutputDataConfig={"S3Uri": args.output_uri or default_output_uri()},
         Tags=_parse_tags(args.tag),
         OnlyNewDocuments=args.only_new,
+        Explain=args.explain,
     )
 
 

@@ -86,11 +86,14 @@ def create_app(model: TextClassifier, info: dict, max_text_bytes: int = MAX_REAL
     # async: a prediction takes well under a millisecond, less than handing it to a thread costs,
     # and a thread pool of 40 contending for the GIL collapsed under 64 concurrent clients.
     @app.post("/classify-document")
-    async def classify_document(request: ClassifyDocumentRequest):
+    async def classify_document(request: ClassifyDocumentRequest, explain: bool = False):
         size = len(request.Text.encode("utf-8", errors="surrogatepass"))
         if size > max_text_bytes:
             return _error(413, "DOCUMENT_SIZE_EXCEEDED", f"expected Text of at most {max_text_bytes} bytes (UTF-8); found {size}")
-        result = await batcher.classify(request.Text)
+        if explain:  # rare and per request: scored alone, outside the batches
+            result = classify_texts(model, [request.Text], explain=True)[0]
+        else:
+            result = await batcher.classify(request.Text)
         if "ErrorCode" in result:
             return _error(400, result["ErrorCode"], f"expected a non-blank Text; found {result['ErrorMessage']}")
         return result

@@ -54,6 +54,7 @@ class CreateDocumentClassifierRequest(BaseModel):
     OutputDataConfig: DocumentClassifierOutputDataConfig = Field(default_factory=DocumentClassifierOutputDataConfig)
     Tags: list[Tag] = Field(default_factory=list)
     Strict: bool = Field(default=False, description="Apply Comprehend's minimums (10 docs per class) as errors.")
+    Fast: bool = Field(default=False, description="Skip the model search and train the default configuration.")
     AutoPromote: bool = Field(
         default=False,
         description="After registering, compare the new version with the champion on this training's test data "
@@ -107,6 +108,7 @@ class StartDocumentClassificationJobRequest(BaseModel):
     InputDataConfig: ClassificationInputDataConfig
     OutputDataConfig: ClassificationOutputDataConfig
     Tags: list[Tag] = Field(default_factory=list)
+    Explain: bool = Field(default=False, description="docclass only: add Explanations (top terms per assigned class) to each record.")
     OnlyNewDocuments: bool = Field(
         default=False,
         description="docclass only: skip input objects that earlier OnlyNewDocuments jobs with the same input and "

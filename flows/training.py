@@ -44,13 +44,14 @@ def create_document_classifier(request: CreateDocumentClassifierRequest) -> dict
         config = TrainingConfig(request.Mode, request.InputDataConfig.LabelDelimiter, request.Strict)
         data = validate_training_data(train, test, config, work)
         describe["TrainingStartTime"] = now_iso()
-        model_dir = train_classifier(data.train_path, request.Mode, work)
+        trained = train_classifier(data.train_path, request.Mode, work, request.Fast)
         describe["TrainingEndTime"] = now_iso()
-        evaluation = evaluate_classifier(model_dir, data.test_path, work)
+        evaluation = evaluate_classifier(trained.model_dir, data.test_path, work)
         publish_evaluation(evaluation)
         describe.update(finished_properties(data, evaluation.metrics))
+        describe["ClassifierMetadata"]["ScoreMetrics"] = {k: round(v, 6) if v == v else None for k, v in evaluation.score_metrics.items()}
         params = training_params(request, data)
-        describe["ModelVersion"] = register_classifier(describe, model_dir, evaluation, params, request.tag_dict())
+        describe["ModelVersion"] = register_classifier(describe, trained, evaluation, params, request.tag_dict())
         package_training_output(evaluation.confusion_matrix_path, describe["OutputDataConfig"]["S3Uri"], work)
         if request.AutoPromote:  # last: only a training that fully succeeded may take over
             describe["Promotion"] = auto_promote(describe, data.test_path)

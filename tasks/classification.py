@@ -150,7 +150,8 @@ class _Progress:
 
 @task(name="classify-documents")
 def classify_inputs(
-    model_dir: str, input_uris: list[str], input_format: InputFormat, work_dir: Path, flow_run_id: str | None = None
+    model_dir: str, input_uris: list[str], input_format: InputFormat, work_dir: Path, flow_run_id: str | None = None,
+    explain: bool = False,
 ) -> ClassificationCounts:
     """Classifies every document of every input, in order, into predictions.jsonl.
 
@@ -166,7 +167,7 @@ def classify_inputs(
                 documents = read_documents(fp, storage.base_name(uri), input_format, MAX_DOCUMENT_BYTES_PER_FILE)
                 for batch in batched(documents, BATCH_SIZE):
                     stop.check()
-                    records = classify_documents(model, batch)
+                    records = classify_documents(model, batch, explain)
                     write_jsonl(records, out)
                     errors += _tally(records, class_counts)
                     progress.add(len(records))

@@ -18,7 +18,13 @@ from prefect.artifacts import create_table_artifact
 from classifier_core.config import DataFormat, Mode, TrainingConfig
 from classifier_core.errors import Issue, TrainingDataError
 from classifier_core.holdout import holdout_split
-from classifier_core.metrics import confusion_matrix_json, evaluation_metrics, indicator_matrix, per_class_metrics
+from classifier_core.metrics import (
+    confusion_matrix_json,
+    evaluation_metrics,
+    indicator_matrix,
+    per_class_metrics,
+    score_metrics,
+)
 from classifier_core.model import TextClassifier, load_model
 from classifier_core.predictions import package_tar_gz
 from classifier_core.training_data import TrainingSet, check_test_set, load_training_data
@@ -28,6 +34,7 @@ from tasks.settings import docclass_home
 
 CONFUSION_MATRIX = "confusion_matrix.json"
 CONFUSION_MATRIX_PNG = "confusion_matrix.png"
+MODEL_SEARCH = "model_search.json"
 METRICS_ARTIFACT_KEY = "docclass-metrics"
 CONFUSION_ARTIFACT_KEY = "docclass-confusion-matrix"
 PER_CLASS_METRICS = "per_class_metrics.json"
@@ -58,6 +65,7 @@ class Evaluation:
     confusion_matrix_path: str
     per_class_path: str
     confusion_png_path: str
+    score_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def _sources(uri: str) -> Iterator[tuple[str, BinaryIO]]:
@@ -108,13 +116,29 @@ def validate_training_data(
     )
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    model_dir: str
+    params: dict[str, str]
+    search_path: str
+
+
 @task(name="train")
-def train_classifier(train_path: str, mode: Mode, work_dir: Path) -> str:
-    """Fits the default model on the training split and saves it; returns its directory."""
+def train_classifier(train_path: str, mode: Mode, work_dir: Path, fast: bool = False) -> TrainedModel:
+    """Chooses a configuration on a validation split of the training data (unless ``fast``),
+    calibrates it, fits it on all the training data and saves it."""
     training_set = TrainingSet.from_parquet(train_path)
-    model = TextClassifier(mode=mode, class_weight="balanced" if mode is Mode.MULTI_LABEL else None)
-    model.fit(training_set.texts, training_set.labels)
-    return str(model.save(work_dir / "model"))
+    model = TextClassifier(mode=mode, search=not fast).fit(training_set.texts, training_set.labels)
+    logger = get_run_logger()
+    for row in model.search_:
+        logger.info("model search: %s", row)
+    logger.info("chose %s in %.1f s", model.config_.describe(), model.fit_seconds_)
+    search_path = work_dir / MODEL_SEARCH
+    search_path.write_text(json.dumps({"chosen": model.config_.as_params(), "candidates": model.search_}, indent=2), encoding="utf-8")
+    params = {f"model_{key}": str(value) for key, value in model.config_.as_params().items()}
+    params.update(model_search="off" if fast else f"{len(model.search_)} candidates",
+                  model_temperature=f"{model.temperature_:.4f}", model_label_scale=f"{model.label_scale_:.4f}")
+    return TrainedModel(str(model.save(work_dir / "model")), params, str(search_path))
 
 
 @task(name="evaluate")
@@ -123,15 +147,17 @@ def evaluate_classifier(model_dir: str, test_path: str, work_dir: Path) -> Evalu
     model = load_model(model_dir)
     test_set = TrainingSet.from_parquet(test_path)
     y_true = indicator_matrix(test_set.labels, model.labels_)
-    y_pred = model.decide(model.predict_scores(test_set.texts))
+    scores = model.predict_scores(test_set.texts)
+    y_pred = model.decide(scores)
     metrics = evaluation_metrics(y_true, y_pred, model.mode)
+    quality = score_metrics(y_true, scores, model.mode)
     confusion_path = work_dir / CONFUSION_MATRIX
     confusion_path.write_text(json.dumps(confusion_matrix_json(y_true, y_pred, model.labels_, model.mode)), encoding="utf-8")
     per_class_path = work_dir / PER_CLASS_METRICS
     per_class_path.write_text(json.dumps(per_class_metrics(y_true, y_pred, model.labels_), indent=2), encoding="utf-8")
     png_path = plot_confusion_matrix(json.loads(confusion_path.read_text(encoding="utf-8")), work_dir / CONFUSION_MATRIX_PNG)
-    get_run_logger().info("evaluation: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return Evaluation(metrics, str(confusion_path), str(per_class_path), str(png_path))
+    get_run_logger().info("evaluation: %s", ", ".join(f"{k}={v:.4f}" for k, v in {**metrics, **quality}.items()))
+    return Evaluation(metrics, str(confusion_path), str(per_class_path), str(png_path), quality)
 
 
 def plot_confusion_matrix(confusion: dict, path: Path) -> Path:
@@ -168,7 +194,7 @@ def plot_confusion_matrix(confusion: dict, path: Path) -> Path:
 def publish_evaluation(evaluation: Evaluation) -> None:
     """Prefect table artifacts: the 8 metrics with per-class scores, and the confusion matrix."""
     per_class = json.loads(Path(evaluation.per_class_path).read_text(encoding="utf-8"))
-    rows = [{"Metric": name, "Value": round(value, 6)} for name, value in evaluation.metrics.items()]
+    rows = [{"Metric": name, "Value": round(value, 6)} for name, value in {**evaluation.metrics, **evaluation.score_metrics}.items()]
     rows += [{"Metric": f"{label} {name}", "Value": round(value, 6) if isinstance(value, float) else value}
              for label, scores in per_class.items() for name, value in scores.items()]
     create_table_artifact(table=rows, key=METRICS_ARTIFACT_KEY, description="Evaluation metrics (Comprehend's 8, then per class)")
@@ -191,18 +217,21 @@ def check_registry(name: str, version_name: str | None) -> None:
 
 @task(name="register", **IO_RETRIES)
 def register_classifier(
-    describe: dict, model_dir: str, evaluation: Evaluation, params: dict, tags: dict[str, str]
+    describe: dict, trained: TrainedModel, evaluation: Evaluation, params: dict, tags: dict[str, str]
 ) -> str:
-    """Logs the run and registers the model version in MLflow; returns the version number."""
+    """Logs the run (params, the 8 metrics and the score metrics, the confusion matrix, the
+    model search) and registers the model version in MLflow; returns the version number."""
     home = docclass_home()
     registry.configure(home)
+    metrics = {**evaluation.metrics, **{k: v for k, v in evaluation.score_metrics.items() if v == v}}  # MLflow refuses NaN
+    artifacts = [evaluation.confusion_matrix_path, evaluation.per_class_path, evaluation.confusion_png_path, trained.search_path]
     version = registry.register_classifier(
         name=describe["DocumentClassifierName"],
-        model_dir=Path(model_dir),
+        model_dir=Path(trained.model_dir),
         describe=describe,
-        params=params,
-        metrics=evaluation.metrics,
-        artifacts=[Path(evaluation.confusion_matrix_path), Path(evaluation.per_class_path), Path(evaluation.confusion_png_path)],
+        params={**params, **trained.params},
+        metrics=metrics,
+        artifacts=[Path(path) for path in artifacts],
         tags=tags,
         home=home,
     )

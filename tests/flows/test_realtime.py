@@ -69,6 +69,23 @@ def test_answers_match_the_batch_job(server, env, tmp_path):
     assert piped.code == 0 and json.loads(piped.stdout) == answers[1]
 
 
+def test_explanations_are_the_same_over_http_the_cli_and_a_job(server, env, tmp_path):
+    name, base = server
+    served = httpx.post(f"{base}/classify-document", params={"explain": "true"}, json={"Text": TEXTS[1]}).json()
+    assert served["Explanations"] and all(terms for terms in served["Explanations"].values())
+    plain = httpx.post(f"{base}/classify-document", json={"Text": TEXTS[1]}).json()
+    assert "Explanations" not in plain and {k: v for k, v in served.items() if k != "Explanations"} == plain
+    cli = run_docclass("classify-text", "--classifier", name, "--explain", TEXTS[1], env=env)
+    assert cli.code == 0 and json.loads(cli.stdout) == served
+    (tmp_path / "in.txt").write_text(TEXTS[1] + "\n", encoding="utf-8")
+    job = run_docclass("classify", "--explain", "--classifier", name, "--input-uri", str(tmp_path / "in.txt"),
+                       "--output-uri", str(tmp_path / "out"), env=env)
+    assert job.code == 0, job.stderr
+    with tarfile.open(json.loads(job.stdout)["OutputDataConfig"]["S3Uri"], "r:gz") as tar:
+        record = json.loads(tar.extractfile("predictions.jsonl").read().decode())
+    assert record["Explanations"] == served["Explanations"]
+
+
 def test_concurrent_requests_get_their_own_answers(server):
     """Requests arriving together are scored in one batch; each must still get its own answer."""
     _, base = server

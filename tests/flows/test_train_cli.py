@@ -68,9 +68,11 @@ def test_multi_class_train_registers_a_version_and_writes_training_output(cli, h
     assert str(version.version) == "1"
     assert version.tags["team"] == "support" and version.tags["docclass.version_name"] == "v1"
     run = client.get_run(version.run_id)
-    assert set(run.data.metrics) == METRICS
+    assert set(run.data.metrics) == METRICS | {"ExpectedCalibrationError", "BrierScore", "MacroROCAUC"}
     assert run.data.params["mode"] == "MULTI_CLASS"
-    assert {a.path for a in client.list_artifacts(version.run_id)} >= {"confusion_matrix.json", "per_class_metrics.json", "classifier.json"}
+    assert run.data.params["model_features"] in ("word", "word+char") and run.data.params["model_search"] == "6 candidates"
+    assert {a.path for a in client.list_artifacts(version.run_id)} >= {
+        "confusion_matrix.json", "per_class_metrics.json", "classifier.json", "confusion_matrix.png", "model_search.json"}
 
     import mlflow.pyfunc
 

@@ -1,0 +1,135 @@
+"""Model selection and calibration on the training data only: candidates, a validation split,
+temperature scaling (multi-class) and per-label thresholds (multi-label).
+
+Everything here sees only the training data: a stratified validation split of it picks the
+configuration, fits the temperature and tunes the thresholds; the test set is never used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, log_softmax
+
+# A rare label's own best threshold is pulled toward the global one, as if it had been tuned
+# on this many extra documents at the global threshold.
+THRESHOLD_PRIOR_DOCUMENTS = 5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration the search may choose.
+
+    Args:
+        features: "word" (TF-IDF word 1-2-grams) or "word+char" (plus char_wb 2-5-grams).
+        loss: "squared_hinge" (linear SVM) or "log" (multinomial logistic regression).
+        C: inverse regularisation strength.
+        class_weight: None, or "balanced" to weigh classes inversely to their frequency.
+    """
+
+    features: str = "word+char"
+    loss: str = "squared_hinge"
+    C: float = 0.5
+    class_weight: str | None = None
+
+    def describe(self) -> str:
+        weight = f", {self.class_weight}" if self.class_weight else ""
+        return f"{self.features}, {self.loss}, C={self.C:g}{weight}"
+
+    def as_params(self) -> dict:
+        return asdict(self)
+
+
+# The first is the default (and the only one with --fast); the rest are tried in order while
+# the time budget lasts.
+MULTI_CLASS_CANDIDATES = (
+    Candidate(),
+    Candidate(C=1.0),
+    Candidate(C=0.25),
+    Candidate(class_weight="balanced"),
+    Candidate(features="word", C=1.0),
+    Candidate(loss="log", C=30.0),  # slowest: 10-100x an SVM; tried last, if the budget allows
+)
+MULTI_LABEL_CANDIDATES = (
+    Candidate(),
+    Candidate(C=1.0),
+    Candidate(C=0.25),
+    Candidate(class_weight="balanced"),
+    Candidate(features="word", C=1.0),
+)
+
+
+def validation_split(labels: list[str] | None, n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices; stratified by class when every class has 2+ documents."""
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        order = rng.permutation(n)
+        cut = int(round(n * fraction))
+        return np.sort(order[cut:]), np.sort(order[:cut])
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    train, valid = [], []
+    for members in by_class.values():
+        members = rng.permutation(members)
+        cut = int(round(len(members) * fraction)) if len(members) >= 2 else 0
+        cut = min(max(cut, 1 if len(members) >= 2 else 0), len(members) - 1)
+        valid.extend(members[:cut])
+        train.extend(members[cut:])
+    return np.sort(np.array(train, dtype=int)), np.sort(np.array(valid, dtype=int))
+
+
+def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature T minimising the log loss of softmax(logits / T) (Guo et al., 2017)."""
+
+    def nll(log_t: float) -> float:
+        return -float(np.mean(log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(truth)), truth]))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded").x))
+
+
+def _best_cut(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """The threshold maximising F1 of ``scores >= threshold`` and that F1."""
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], truth[order].astype(float)
+    positives = hits.sum()
+    if positives == 0:
+        return float(ranked[0]) + 1.0, 0.0  # above every score: predict nothing
+    tp = np.cumsum(hits)
+    f1 = 2 * tp / (np.arange(1, len(ranked) + 1) + positives)
+    f1[np.r_[ranked[:-1] == ranked[1:], False]] = -1.0  # no cut between equal scores
+    k = int(np.argmax(f1))
+    below = ranked[k + 1] if k + 1 < len(ranked) else ranked[k] - 1.0
+    return float((ranked[k] + below) / 2), float(f1[k])
+
+
+def tune_thresholds(decisions: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per-label decision thresholds maximising each label's F1 on validation data.
+
+    A label with few validation positives gets its own best threshold shrunk toward the
+    global one (the threshold maximising micro-F1 over all labels), weighted by its count
+    of positives against THRESHOLD_PRIOR_DOCUMENTS.
+    """
+    global_threshold, _ = _best_cut(decisions.ravel(), truth.ravel())
+    thresholds = np.full(decisions.shape[1], global_threshold)
+    for j in range(decisions.shape[1]):
+        positives = int(truth[:, j].sum())
+        if positives == 0:
+            continue
+        own, _ = _best_cut(decisions[:, j], truth[:, j])
+        weight = positives / (positives + THRESHOLD_PRIOR_DOCUMENTS)
+        thresholds[j] = weight * own + (1 - weight) * global_threshold
+    return thresholds
+
+
+def fit_label_scale(margins: np.ndarray, truth: np.ndarray) -> float:
+    """The slope a > 0 minimising the log loss of sigmoid(a * margin): Platt scaling, one for all labels."""
+    margins, truth = margins.ravel(), truth.ravel().astype(float)
+
+    def loss(log_a: float) -> float:
+        p = np.clip(expit(np.exp(log_a) * margins), 1e-12, 1 - 1e-12)
+        return -float(np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 5.0), method="bounded").x))
