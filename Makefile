@@ -7,7 +7,7 @@ export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup demo server test test-fast bench bench-realtime clean
+.PHONY: setup demo server test test-fast bench bench-realtime bench-accuracy clean
 
 setup: $(STAMP)
 
@@ -33,12 +33,17 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 # Benchmarks read ../shared/data and are not part of the test suite.
-bench: bench-realtime
+bench: bench-realtime bench-accuracy
 
 # wrk, a C load generator, keeps the load off Python; it is a Debian package.
 bench-realtime: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) benchmarks/realtime.py
+
+# docclass against fastText and two TF-IDF + LinearSVC peers on every dataset (several minutes).
+bench-accuracy: setup
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[bench]'
+	$(PY) benchmarks/accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

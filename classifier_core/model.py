@@ -111,7 +111,10 @@ class TextClassifier(BaseEstimator):
         self.temperature_ = calibration.get("temperature", 1.0)
         self.thresholds_ = calibration.get("thresholds", np.zeros(len(self.labels_)))
         self.label_scale_ = calibration.get("scale", 1.0)
-        self.coef_, self.intercept_ = self._fit_weights(chosen, _features(blocks, chosen), target)
+        coef, self.intercept_ = self._fit_weights(chosen, _features(blocks, chosen), target)
+        # (features, labels) in C order: a sparse row times it reads contiguous memory, where
+        # the transpose of (labels, features) made scipy copy the whole matrix on every call.
+        self.weights_ = np.ascontiguousarray(coef.T)
         if chosen.features == "word":
             self.vectorizers_.pop("char", None)
         self.fit_seconds_ = time.monotonic() - started
@@ -183,10 +186,10 @@ class TextClassifier(BaseEstimator):
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw linear scores of shape (documents, labels)."""
         x = self.transform(texts)
-        return np.asarray(x @ self.coef_.T) + self.intercept_
+        return np.asarray(x @ self.weights_) + self.intercept_
 
     def transform(self, texts: Sequence[str]):
-        check_is_fitted(self, "coef_")
+        check_is_fitted(self, "weights_")
         blocks = {name: v.transform(texts) for name, v in self.vectorizers_.items()}
         return _features(blocks, self.config_)
 
@@ -196,7 +199,7 @@ class TextClassifier(BaseEstimator):
         MULTI_CLASS: calibrated probabilities summing to 1 per row. MULTI_LABEL: independent
         per-label scores; a label is assigned iff its score >= 0.5.
         """
-        check_is_fitted(self, "coef_")
+        check_is_fitted(self, "weights_")
         if len(texts) == 0:
             return np.zeros((0, len(self.labels_)), dtype=float)
         decisions = self.decision_function(texts).astype(np.float64)
@@ -210,7 +213,7 @@ class TextClassifier(BaseEstimator):
         A term's weight is its TF-IDF value in the text times the label's coefficient for it
         (the word n-gram part of the linear score), largest first, positive ones only.
         """
-        check_is_fitted(self, "coef_")
+        check_is_fitted(self, "weights_")
         words = self.vectorizers_["word"]
         x = words.transform(texts).tocsr()
         names = self._word_names()
@@ -221,7 +224,7 @@ class TextClassifier(BaseEstimator):
             columns, values = x.indices[start:end], x.data[start:end]
             per_label = {}
             for label in labels:
-                weights = values * self.coef_[index[label], columns]
+                weights = values * self.weights_[columns, index[label]]
                 order = np.argsort(-weights)[:top]
                 per_label[label] = [[str(names[columns[k]]), round(float(weights[k]), 4)] for k in order if weights[k] > 0]
             explained.append(per_label)
@@ -243,7 +246,7 @@ class TextClassifier(BaseEstimator):
 
     def save(self, directory: str | Path) -> Path:
         """Writes the model and its metadata into ``directory`` (created if missing)."""
-        check_is_fitted(self, "coef_")
+        check_is_fitted(self, "weights_")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, directory / _MODEL_FILE, compress=3)
