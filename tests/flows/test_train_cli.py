@@ -100,8 +100,9 @@ def test_multi_class_train_registers_a_version_and_writes_training_output(cli, h
     assert "classifier 'tickets' already has a version named 'v1'; choose another --version-name" in again.stderr
 
 
-def test_multi_label_train_with_holdout(cli, home, tickets):
-    result = cli("train", "--name", "tickets-ml", "--mode", "MULTI_LABEL", "--training-data", str(tickets["ml_train"]))
+def test_multi_label_train_with_holdout(cli, home, tickets, monkeypatch):
+    result = cli("train", "--name", "tickets-ml", "--mode", "MULTI_LABEL", "--training-data", str(tickets["ml_train"]),
+                 "--fast")
     assert result.code == 0, result.stderr
     describe = result.json()
     assert describe["Status"] == "TRAINED"
@@ -117,6 +118,10 @@ def test_multi_label_train_with_holdout(cli, home, tickets):
     wrong_cells = sum(matrix[0][1] + matrix[1][0] for matrix in cm["confusion_matrix"])
     assert meta["EvaluationMetrics"]["HammingLoss"] == pytest.approx(wrong_cells / (50 * 5), abs=1e-6)
     assert meta["EvaluationMetrics"]["MicroF1Score"] > 0.9
+    assert set(meta["ScoreMetrics"]) == {"ExpectedCalibrationError", "BrierScore", "MacroROCAUC"}
+    client = mlflow_client(home, monkeypatch)
+    run = client.get_run(client.get_model_version("tickets-ml", "1").run_id)
+    assert run.data.params["model_search"] == "off"  # --fast: the first candidate, no search
 
 
 def test_train_reads_an_s3_prefix_and_writes_output_to_s3(cli, s3, tickets):
