@@ -7,7 +7,7 @@ export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup demo server test test-fast bench bench-realtime bench-accuracy clean
+.PHONY: setup demo server test test-fast bench bench-realtime bench-accuracy bench-throughput clean
 
 setup: $(STAMP)
 
@@ -33,7 +33,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 # Benchmarks read ../shared/data and are not part of the test suite.
-bench: bench-realtime bench-accuracy
+bench: bench-realtime bench-accuracy bench-throughput
 
 # wrk, a C load generator, keeps the load off Python; it is a Debian package.
 bench-realtime: setup
@@ -44,6 +44,11 @@ bench-realtime: setup
 bench-accuracy: setup
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[bench]'
 	$(PY) benchmarks/accuracy.py
+
+# Job throughput and memory against fastText's predict (several minutes; 1M lines).
+bench-throughput: setup
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[bench]'
+	$(PY) benchmarks/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
