@@ -52,7 +52,7 @@ def start_document_classification_job(request: StartDocumentClassificationJobReq
             ledger = ledger_uri(request.InputDataConfig.S3Uri, request.OutputDataConfig.S3Uri)
             inputs = skip_classified_inputs(inputs, ledger)
         counts = classify_inputs(classifier.model_dir, inputs, request.InputDataConfig.InputFormat, work, flow_run.id,
-                                 explain=request.Explain)
+                                 explain=request.Explain, workers=request.Workers)
         package_job_output(counts.predictions_path, output_uri, work)
         if request.OnlyNewDocuments:
             record_classified_inputs(inputs, ledger, job_id, work)

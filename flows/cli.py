@@ -108,6 +108,8 @@ def _add_classify(commands) -> None:
     classify.add_argument("--output-uri", metavar="URI", help="where <JobId>/output/output.tar.gz goes (default $DOCCLASS_HOME/output)")
     classify.add_argument("--job-name", metavar="N", help="a name to find the job by")
     classify.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag for the job (repeatable)")
+    classify.add_argument("--workers", type=int, metavar="N",
+                          help="processes classifying in parallel (default: every core); output is the same for any N")
     classify.add_argument("--explain", action="store_true",
                           help="add Explanations to each record: the terms behind each assigned class (slower)")
     classify.add_argument("--only-new", action="store_true",
@@ -345,6 +347,7 @@ def classification_request(args: argparse.Namespace):
         Tags=_parse_tags(args.tag),
         OnlyNewDocuments=args.only_new,
         Explain=args.explain,
+        Workers=args.workers,
     )
 
 

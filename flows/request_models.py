@@ -108,6 +108,8 @@ class StartDocumentClassificationJobRequest(BaseModel):
     InputDataConfig: ClassificationInputDataConfig
     OutputDataConfig: ClassificationOutputDataConfig
     Tags: list[Tag] = Field(default_factory=list)
+    Workers: int | None = Field(default=None, ge=1, le=256,
+                                description="docclass only: processes classifying in parallel; default every core.")
     Explain: bool = Field(default=False, description="docclass only: add Explanations (top terms per assigned class) to each record.")
     OnlyNewDocuments: bool = Field(
         default=False,

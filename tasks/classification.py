@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
@@ -19,11 +20,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 
 from classifier_core.config import MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
-from classifier_core.documents import batched, read_documents
+from classifier_core.documents import Document, batched, read_documents
 from classifier_core.errors import DocclassError
-from classifier_core.inference import classify_documents
+from classifier_core.parallel import classify_batches
 from classifier_core.model import load_model
-from classifier_core.predictions import package_tar_gz, write_jsonl
+from classifier_core.predictions import package_tar_gz
 from tasks import registry, storage
 from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
@@ -151,44 +152,37 @@ class _Progress:
 @task(name="classify-documents")
 def classify_inputs(
     model_dir: str, input_uris: list[str], input_format: InputFormat, work_dir: Path, flow_run_id: str | None = None,
-    explain: bool = False,
+    explain: bool = False, workers: int | None = None,
 ) -> ClassificationCounts:
     """Classifies every document of every input, in order, into predictions.jsonl.
 
     Every document yields exactly one record: a prediction, or an error record in its place.
+    Batches are classified on ``workers`` processes (default every core); the output is the
+    same as one process writes.
     """
     model = load_model(model_dir)
     stop, progress = _StopWatch(flow_run_id), _Progress()
     errors, class_counts = 0, dict.fromkeys(model.labels_, 0)
     path = work_dir / PREDICTIONS
+    batches = batched(_documents(input_uris, input_format), BATCH_SIZE)
     with open(path, "wb") as out:
-        for uri in input_uris:
-            with storage.open_input(uri) as fp:
-                documents = read_documents(fp, storage.base_name(uri), input_format, MAX_DOCUMENT_BYTES_PER_FILE)
-                for batch in batched(documents, BATCH_SIZE):
-                    stop.check()
-                    records = classify_documents(model, batch, explain)
-                    write_jsonl(records, out)
-                    errors += _tally(records, class_counts)
-                    progress.add(len(records))
+        for result in classify_batches(model, model_dir, batches, workers, explain):
+            stop.check()
+            out.write(result.jsonl)
+            errors += result.errors
+            for name, count in result.class_counts.items():
+                class_counts[name] += count
+            progress.add(result.documents)
     rate = progress.documents / max(time.monotonic() - progress.started, 1e-9)
     get_run_logger().info("classified %d documents, %d errors (%.0f docs/s)", progress.documents, errors, rate)
     return ClassificationCounts(str(path), progress.documents, errors, class_counts)
 
 
-def _tally(records: list[dict], class_counts: dict[str, int]) -> int:
-    """Counts each record's top class (or assigned labels); returns the number of error records."""
-    errors = 0
-    for record in records:
-        if "ErrorCode" in record:
-            errors += 1
-        elif "Classes" in record:
-            class_counts[record["Classes"][0]["Name"]] += 1
-        else:
-            for label in record["Labels"]:
-                if label["Score"] >= 0.5:
-                    class_counts[label["Name"]] += 1
-    return errors
+def _documents(input_uris: list[str], input_format: InputFormat) -> Iterator[Document]:
+    """Every document of every input, in order, each file open only while it is read."""
+    for uri in input_uris:
+        with storage.open_input(uri) as fp:
+            yield from read_documents(fp, storage.base_name(uri), input_format, MAX_DOCUMENT_BYTES_PER_FILE)
 
 
 @task(name="package-job-output", **IO_RETRIES)

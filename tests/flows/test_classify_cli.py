@@ -207,3 +207,23 @@ def test_a_stopped_job_ends_stopped_and_publishes_nothing(cli, tmp_path, trained
     assert "stopped on request" in final["Message"]
     assert not (tmp_path / "out").exists()  # no partial output.tar.gz
     assert cli("jobs", "describe", job_id).json()["JobStatus"] == "STOPPED"
+
+
+def test_a_job_on_two_workers_writes_exactly_what_one_worker_writes(cli, tmp_path):
+    """Three files, 5,500 lines (three batches): sharded over processes, the same output bytes."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    texts = [text for _, text in multi_class_rows(5500, seed=4)]
+    for k, chunk in enumerate((texts[:2500], texts[2500:2600], texts[2600:])):
+        (inputs / f"part-{k}.txt").write_text("\n".join(chunk) + "\n", encoding="utf-8")
+    outputs = {}
+    for workers in ("1", "2"):
+        result = cli("classify", "--classifier", "tickets", "--input-uri", f"{inputs}/", "--output-uri",
+                     str(tmp_path / f"out{workers}"), "--workers", workers)
+        assert result.code == 0, result.stderr
+        assert result.json()["NumberOfDocuments"] == 5500
+        with tarfile.open(result.json()["OutputDataConfig"]["S3Uri"], "r:gz") as tar:
+            outputs[workers] = tar.extractfile("predictions.jsonl").read()
+    assert outputs["2"] == outputs["1"]
+    records = [json.loads(line) for line in outputs["2"].splitlines()]
+    assert [(r["File"], r["Line"]) for r in records][2499:2502] == [("part-0.txt", "2499"), ("part-1.txt", "0"), ("part-1.txt", "1")]
