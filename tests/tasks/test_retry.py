@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prefect import flow, task
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
 import tasks.classification
 import tasks.comparison
@@ -83,6 +83,7 @@ def test_a_transient_failure_is_retried_and_a_permanent_one_is_not(prefect_serve
         failed = missing(return_state=True)
         return first, failed.is_failed()
 
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+    # Logs stay local: shipped in the background, they outlived the session's server at exit.
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server, PREFECT_LOGGING_TO_API_ENABLED: False}):
         assert job() == ("read", True)
     assert attempts == {"flaky": 2, "missing": 1}
