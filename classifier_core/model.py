@@ -111,10 +111,7 @@ class TextClassifier(BaseEstimator):
         self.temperature_ = calibration.get("temperature", 1.0)
         self.thresholds_ = calibration.get("thresholds", np.zeros(len(self.labels_)))
         self.label_scale_ = calibration.get("scale", 1.0)
-        coef, self.intercept_ = self._fit_weights(chosen, _features(blocks, chosen), target)
-        # (features, labels) in C order: a sparse row times it reads contiguous memory, where
-        # the transpose of (labels, features) made scipy copy the whole matrix on every call.
-        self.weights_ = np.ascontiguousarray(coef.T)
+        self.weights_, self.intercept_ = self._fit_weights(chosen, _features(blocks, chosen), target)
         if chosen.features == "word":
             self.vectorizers_.pop("char", None)
         self.fit_seconds_ = time.monotonic() - started
@@ -136,8 +133,8 @@ class TextClassifier(BaseEstimator):
                 continue
             t0 = time.monotonic()
             x = _features(blocks, candidate)
-            coef, intercept = self._fit_weights(candidate, x[train], target[train])
-            decisions = np.asarray(x[valid] @ coef.T) + intercept
+            weights, intercept = self._fit_weights(candidate, x[train], target[train])
+            decisions = np.asarray(x[valid] @ weights) + intercept
             score, calibration = self._validate(decisions, target[valid])
             self.search_.append({"candidate": candidate.describe(), "validation_score": round(score, 6),
                                  "seconds": round(time.monotonic() - t0, 2)})
@@ -163,8 +160,12 @@ class TextClassifier(BaseEstimator):
         return (float(micro) + macro) / 2, {"thresholds": thresholds, "scale": scale}
 
     def _fit_weights(self, candidate: Candidate, x, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fits the candidate's linear model; returns (labels x features) float32 weights and intercepts,
-        so decision scores are ``x @ coef.T + intercept`` whatever the model was."""
+        """Fits the candidate's linear model; returns (features x labels) float32 weights and intercepts,
+        so decision scores are ``x @ weights + intercept`` whatever the model was.
+
+        C order matters: a sparse matrix times it reads contiguous memory, where the transpose
+        of scikit-learn's (labels x features) made scipy copy the whole matrix on every call.
+        """
         if self.mode is Mode.MULTI_CLASS:
             y = target.argmax(axis=1)
             if candidate.loss == "log":
@@ -181,7 +182,7 @@ class TextClassifier(BaseEstimator):
             model.fit(x, target.astype(np.int8))
             coef = np.vstack([_coef(e, x.shape[1]) for e in model.estimators_])
             intercept = np.array([_intercept(e) for e in model.estimators_])
-        return np.ascontiguousarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
+        return np.ascontiguousarray(coef.T, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw linear scores of shape (documents, labels)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from classifier_core.config import LABEL_THRESHOLD
 from classifier_core.documents import Document
 from classifier_core.inference import classify_documents
 from classifier_core.model import TextClassifier, load_model
@@ -50,7 +51,7 @@ def classify_batch(model: TextClassifier, batch: list[Document], explain: bool =
             counts[name] = counts.get(name, 0) + 1
         else:
             for label in record["Labels"]:
-                if label["Score"] >= 0.5:
+                if label["Score"] >= LABEL_THRESHOLD:
                     counts[label["Name"]] = counts.get(label["Name"], 0) + 1
     return BatchResult(buffer.getvalue(), len(records), errors, counts)
 

@@ -6,8 +6,9 @@ Prefect renders them as forms (with these descriptions and defaults) in its UI.
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 # Aliased: the Comprehend field names Mode and DataFormat would shadow the enum types.
 from classifier_core.config import DEFAULT_LABEL_DELIMITER, PROMOTION_RULE
@@ -21,6 +22,15 @@ from classifier_core.names import validate_name, validate_tags
 class Tag(BaseModel):
     Key: str = Field(min_length=1, max_length=128)
     Value: str = Field(default="", max_length=256)
+
+
+def _valid_tags(value: list[Tag]) -> list[Tag]:
+    _checked(validate_tags, {tag.Key: tag.Value for tag in value})
+    return value
+
+
+# Comprehend's tag rules, checked once for every request that carries tags.
+TagList = Annotated[list[Tag], AfterValidator(_valid_tags)]
 
 
 class AugmentedManifest(BaseModel):
@@ -52,7 +62,7 @@ class CreateDocumentClassifierRequest(BaseModel):
     Mode: ModeEnum = Field(default=ModeEnum.MULTI_CLASS)
     InputDataConfig: DocumentClassifierInputDataConfig
     OutputDataConfig: DocumentClassifierOutputDataConfig = Field(default_factory=DocumentClassifierOutputDataConfig)
-    Tags: list[Tag] = Field(default_factory=list)
+    Tags: TagList = Field(default_factory=list)
     Strict: bool = Field(default=False, description="Apply Comprehend's minimums (10 docs per class) as errors.")
     Fast: bool = Field(default=False, description="Skip the model search and train the default configuration.")
     AutoPromote: bool = Field(
@@ -70,12 +80,6 @@ class CreateDocumentClassifierRequest(BaseModel):
     @classmethod
     def _version(cls, value: str | None) -> str | None:
         return value if value is None else _checked(validate_name, value, "version name")
-
-    @field_validator("Tags")
-    @classmethod
-    def _tags(cls, value: list[Tag]) -> list[Tag]:
-        _checked(validate_tags, {tag.Key: tag.Value for tag in value})
-        return value
 
     def tag_dict(self) -> dict[str, str]:
         return {tag.Key: tag.Value for tag in self.Tags}
@@ -107,7 +111,7 @@ class StartDocumentClassificationJobRequest(BaseModel):
     )
     InputDataConfig: ClassificationInputDataConfig
     OutputDataConfig: ClassificationOutputDataConfig
-    Tags: list[Tag] = Field(default_factory=list)
+    Tags: TagList = Field(default_factory=list)
     Workers: int | None = Field(default=None, ge=1, le=256,
                                 description="docclass only: processes classifying in parallel; default every core.")
     Explain: bool = Field(default=False, description="docclass only: add Explanations (top terms per assigned class) to each record.")
@@ -123,12 +127,6 @@ class StartDocumentClassificationJobRequest(BaseModel):
         # Comprehend's JobName pattern: letters, spaces, digits and _ . : / = + - % @
         if value is not None and not re.fullmatch(r"[\w\s.:/=+\-%@]{1,256}", value):
             raise ValueError(f"expected a job name of 1-256 letters, digits, spaces and _.:/=+-%@; found {value!r}")
-        return value
-
-    @field_validator("Tags")
-    @classmethod
-    def _tags(cls, value: list[Tag]) -> list[Tag]:
-        _checked(validate_tags, {tag.Key: tag.Value for tag in value})
         return value
 
 

@@ -51,6 +51,19 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM to the process group a test started; SIGKILL if it is still there after ``timeout``."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # already gone, children and all
+        pass
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory) -> str:
     """A local Prefect server on a free loopback port; stopped by process group at the end."""
@@ -68,12 +81,7 @@ def prefect_server(tmp_path_factory) -> str:
         wait_for_http(f"{url}/health", process, timeout=120)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         log.close()
 
 

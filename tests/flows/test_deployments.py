@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tarfile
 import time
@@ -19,7 +18,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.exceptions import PrefectHTTPStatusError
 
 from flows.demo_data import multi_class_rows, write_csv
-from tests.conftest import DOCCLASS, free_port, run_docclass, wait_for_http
+from tests.conftest import DOCCLASS, free_port, run_docclass, stop_process_group, wait_for_http
 
 CLASSIFY = "start_document_classification_job/classify"
 INCOMING = "start_document_classification_job/classify-incoming"
@@ -49,12 +48,7 @@ def server(tmp_path_factory):
         assert train.code == 0, train.stderr
         yield env, root, api
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout=30)
         log.close()
 
 

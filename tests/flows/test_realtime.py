@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import tarfile
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from flows.demo_data import multi_class_rows, multi_label_rows, write_csv
-from tests.conftest import DOCCLASS, free_port, run_docclass, wait_for_http
+from tests.conftest import DOCCLASS, free_port, run_docclass, stop_process_group, wait_for_http
 
 TEXTS = ["my parcel was delivered to the wrong address", "I was charged twice for my subscription this month",
          "the app crashes every time I open the settings page", "I want my money back"]
@@ -40,8 +39,7 @@ def server(request, env):
     base = f"http://127.0.0.1:{port}"
     wait_for_http(f"{base}/health", process, timeout=90)
     yield request.param, base
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=20)
+    stop_process_group(process, timeout=20)
 
 
 def test_health_and_openapi(server):
@@ -153,6 +151,4 @@ def test_the_registered_pyfunc_serves_through_mlflow_models_serve(env):
         assert served.json()["predictions"][0] == json.loads(direct.stdout)
         assert served.json()["predictions"][1]["Classes"][0]["Name"] == "billing"
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
+        stop_process_group(process, timeout=20)
