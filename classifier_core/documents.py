@@ -70,6 +70,8 @@ def read_lines(
     file_name: str,
     max_bytes: int | None = None,
     chunk_size: int = CHUNK_SIZE,
+    first_line: int = 0,
+    strip_bom: bool = True,
 ) -> Iterator[Document]:
     """Reads a ONE_DOC_PER_LINE input: one document per line, line numbers from 0.
 
@@ -81,12 +83,16 @@ def read_lines(
         file_name: Base name of the file, copied into each document.
         max_bytes: Largest document in UTF-8 bytes; None for no limit.
         chunk_size: Bytes read per call to ``fp.read``.
+        first_line: Number of the stream's first line (a shard starting mid-file).
+        strip_bom: Strip a leading BOM (False for a stream starting mid-file).
 
     Yields:
         One ``Document`` per line, in order.
     """
-    chunks = _strip_bom(_chunks(fp, chunk_size))
-    for number, (raw, size) in enumerate(_lines(chunks, max_bytes)):
+    chunks = _chunks(fp, chunk_size)
+    if strip_bom:
+        chunks = _strip_bom(chunks)
+    for number, (raw, size) in enumerate(_lines(chunks, max_bytes), start=first_line):
         if raw is None:
             yield _size_exceeded(file_name, number, f"{size}", max_bytes)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -143,6 +144,30 @@ def package_tar_gz(members: Sequence[tuple[str, str | Path]], archive_path: str 
         with tarfile.open(partial, "w:gz") as tar:
             for arcname, path in members:
                 tar.add(path, arcname=arcname, recursive=False, filter=_normalized)
+        os.replace(partial, archive_path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def package_stream_tar_gz(arcname: str, size: int, fileobj: BinaryIO, archive_path: str | Path) -> None:
+    """Writes a .tar.gz holding one regular file of ``size`` bytes read from ``fileobj``.
+
+    The member is streamed, never held whole; like ``package_tar_gz`` the archive appears at
+    ``archive_path`` only once complete.
+
+    Raises:
+        ValueError: The name is not flat.
+        OSError: ``fileobj`` ends before ``size`` bytes, or the archive cannot be written.
+    """
+    _check_arcnames([arcname])
+    info = _normalized(tarfile.TarInfo(arcname))
+    info.size = size
+    info.mtime = int(time.time())
+    partial = f"{os.fspath(archive_path)}.partial"
+    try:
+        with tarfile.open(partial, "w:gz") as tar:
+            tar.addfile(info, fileobj)
         os.replace(partial, archive_path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

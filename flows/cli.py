@@ -110,6 +110,9 @@ def _add_classify(commands) -> None:
     classify.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag for the job (repeatable)")
     classify.add_argument("--workers", type=int, metavar="N",
                           help="processes classifying in parallel (default: every core); output is the same for any N")
+    classify.add_argument("--dask-address", metavar="ADDRESS",
+                          help="classify the shards on the Dask cluster at this scheduler address (tcp://host:8786) "
+                          "instead of processes on this machine")
     classify.add_argument("--explain", action="store_true",
                           help="add Explanations to each record: the terms behind each assigned class (slower)")
     classify.add_argument("--only-new", action="store_true",
@@ -122,7 +125,7 @@ def _add_classify(commands) -> None:
 
 
 def _add_jobs(commands) -> None:
-    jobs = commands.add_parser("jobs", help="list, describe or stop classification jobs (read from Prefect's API)")
+    jobs = commands.add_parser("jobs", help="list, describe, stop or resume classification jobs (read from Prefect's API)")
     sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
     listing = sub.add_parser("list", help="jobs, newest first, as a JSON array; at most one filter, as Comprehend")
     filters = listing.add_mutually_exclusive_group()
@@ -136,6 +139,17 @@ def _add_jobs(commands) -> None:
         command = sub.add_parser(name, help=text)
         command.add_argument("job_id", metavar="JOB_ID")
         command.set_defaults(handler=handler)
+    resume = sub.add_parser(
+        "resume", help="finish a FAILED, STOPPED or killed job under the same JobId, classifying only what is missing",
+        description="Runs the job's flow run again in this process. Shards finished before the failure, stop or kill "
+        "(kept in <output>/<JobId>/staging/) are not classified again; predictions.jsonl comes out byte for byte "
+        "as an uninterrupted run writes it. Prints the job's JSON when it ends.",
+    )
+    resume.add_argument("job_id", metavar="JOB_ID")
+    resume.add_argument("--force", action="store_true",
+                        help="resume an IN_PROGRESS job that docclass cannot see running on this machine "
+                        "(its process or machine is gone)")
+    resume.set_defaults(handler=_resume_job)
 
 
 def _add_compare(commands) -> None:
@@ -348,6 +362,7 @@ def classification_request(args: argparse.Namespace):
         OnlyNewDocuments=args.only_new,
         Explain=args.explain,
         Workers=args.workers,
+        DaskAddress=args.dask_address,
     )
 
 
@@ -385,6 +400,18 @@ def _describe_job(args: argparse.Namespace) -> int:
     from flows.jobs import describe_job
 
     _print_json(describe_job(args.job_id))
+    return 0
+
+
+def _resume_job(args: argparse.Namespace) -> int:
+    from flows.jobs import describe_job, resume_job
+
+    print(f"docclass: resuming job {args.job_id} ...", file=sys.stderr)
+    describe = describe_job(job_id_of(resume_job(args.job_id, args.force)))
+    _print_json(describe)
+    if describe["JobStatus"] != "COMPLETED":
+        print(f"docclass: job {describe['JobId']} {describe['JobStatus']}: {describe.get('Message', '')}", file=sys.stderr)
+        return 1
     return 0
 
 

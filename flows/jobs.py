@@ -7,8 +7,11 @@ Every job is a run of the flow ``start_document_classification_job``, however it
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -21,12 +24,13 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling
+from prefect.states import AwaitingRetry, Cancelled, Cancelling, State
 
 from classifier_core.config import JobStatus
 from classifier_core.errors import DocclassError
 from tasks import storage
 from tasks.classification import SUMMARY_ARTIFACT_KEY
+from tasks.settings import docclass_home
 
 JOB_FLOW_NAME = "start_document_classification_job"
 PAGE_SIZE = 200  # the most the Prefect API returns at once
@@ -175,3 +179,66 @@ def stop_job(job_id: str) -> dict:
         else:
             raise DocclassError(f"job {job_id} is {status.value}; only SUBMITTED or IN_PROGRESS jobs can be stopped")
         return describe_flow_run(client, client.read_flow_run(flow_run.id))
+
+
+def _owner_file(job_id: str) -> Path:
+    return docclass_home() / "work" / job_id / "owner.json"
+
+
+def record_owner(job_id: str) -> None:
+    """Notes which process runs the job, so ``resume`` can tell a live job from a killed one."""
+    path = _owner_file(job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"Host": socket.gethostname(), "Pid": os.getpid()}), encoding="utf-8")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_not_running(job_id: str, status: JobStatus) -> None:
+    """A job the API calls IN_PROGRESS may be running, or its process may have died (killed,
+    machine lost) before it could say so. Resuming a live job would do its work twice."""
+    path = _owner_file(job_id)
+    if not path.is_file():
+        raise DocclassError(
+            f"job {job_id} is {status.value} and was not started with this DOCCLASS_HOME on this machine, so docclass "
+            "cannot tell whether it is still running; if its process is gone, resume it with --force"
+        )
+    owner = json.loads(path.read_text(encoding="utf-8"))
+    if owner.get("Host") == socket.gethostname() and _alive(int(owner["Pid"])):
+        raise DocclassError(
+            f"job {job_id} is still running (process {owner['Pid']}); stop it with `docclass jobs stop {job_id}` "
+            "or wait for it to end"
+        )
+
+
+def resume_job(job_id: str, force: bool = False) -> State:
+    """Runs a FAILED, STOPPED or interrupted job's flow run again, in this process, under the same
+    JobId: shards already in its staging area are kept, only the rest is classified, and the
+    predictions are the same bytes an uninterrupted run writes."""
+    from prefect.flow_engine import run_flow
+
+    from flows.classification import start_document_classification_job
+    from flows.request_models import StartDocumentClassificationJobRequest
+
+    with get_client(sync_client=True) as client:
+        flow_run = _read_job(client, job_id)
+        status = job_status(flow_run)
+        if status is JobStatus.COMPLETED:
+            raise DocclassError(f"job {job_id} is COMPLETED: its output is published; there is nothing to resume")
+        if status is JobStatus.SUBMITTED:
+            raise DocclassError(f"job {job_id} is SUBMITTED: it has not started; a worker will run it")
+        if status in (JobStatus.IN_PROGRESS, JobStatus.STOP_REQUESTED) and not force:
+            _check_not_running(flow_run.id.hex, status)
+        client.set_flow_run_state(flow_run.id, AwaitingRetry(message="resumed with docclass jobs resume"), force=True)
+        flow_run = client.read_flow_run(flow_run.id)
+    request = StartDocumentClassificationJobRequest.model_validate(flow_run.parameters["request"])
+    return run_flow(start_document_classification_job, flow_run=flow_run, parameters={"request": request},
+                    return_type="state")

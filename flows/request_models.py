@@ -115,6 +115,12 @@ class StartDocumentClassificationJobRequest(BaseModel):
     Workers: int | None = Field(default=None, ge=1, le=256,
                                 description="docclass only: processes classifying in parallel; default every core.")
     Explain: bool = Field(default=False, description="docclass only: add Explanations (top terms per assigned class) to each record.")
+    DaskAddress: str | None = Field(
+        default=None, max_length=512,
+        description="docclass only: a Dask scheduler address (tcp://host:8786) to classify the shards on; "
+        "default: processes on the machine running the job. Inputs, output and the model registry must be "
+        "reachable from the Dask workers (S3 and an MLflow server, not local paths).",
+    )
     OnlyNewDocuments: bool = Field(
         default=False,
         description="docclass only: skip input objects that earlier OnlyNewDocuments jobs with the same input and "

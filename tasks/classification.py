@@ -1,17 +1,23 @@
-"""Prefect tasks of the classification job: resolve the model, list inputs, classify, package.
+"""Prefect tasks of the classification job: resolve the model, list inputs, plan shards,
+classify each shard, package.
 
-Classification streams: documents are read, classified and written in bounded batches, so
-memory does not grow with the input. Between batches the task checks whether the job was
+Every shard is a task that reads its documents, classifies them in bounded batches and
+publishes its predictions to the job's staging area (``<output>/<JobId>/staging/``), then a
+small file with its counts that marks it done. The shards run on whatever task runner the
+flow gives them (this process, a local process pool, a Dask cluster); a resumed run of the
+job skips the shards marked done. Packaging streams the shards into output.tar.gz in order,
+so memory never grows with the input. Between batches a shard checks whether the job was
 asked to stop (``docclass jobs stop`` or Cancel in the Prefect UI set the run Cancelling).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -20,17 +26,18 @@ from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 
 from classifier_core.config import MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
-from classifier_core.documents import Document, batched, read_documents
 from classifier_core.errors import DocclassError
-from classifier_core.parallel import classify_batches
-from classifier_core.model import load_model
-from classifier_core.predictions import package_tar_gz
+from classifier_core.model import TextClassifier, load_model
+from classifier_core.predictions import package_stream_tar_gz
+from classifier_core.shards import Shard, ShardResult, classify_shard, plan_shards, shard_bytes_for, shard_documents
 from tasks import registry, storage
 from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
 
 PREDICTIONS = "predictions.jsonl"
 LEDGER_FOLDER = ".docclass-ledger"
+STAGING_FOLDER = "staging"
+PLAN = "plan.json"
 SUMMARY_ARTIFACT_KEY = "docclass-job-summary"
 BATCH_SIZE = 2_000
 STOP_CHECK_SECONDS = 1.0
@@ -47,14 +54,33 @@ class ResolvedClassifier:
     version: str
     mode: str
     model_dir: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """The inputs of a job and their shards, fixed when the job first runs (a resumed job reuses it)."""
+
+    input_uris: list[str]
+    shards: list[Shard]
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
 class ClassificationCounts:
-    predictions_path: str
     documents: int
     errors: int
-    class_counts: dict[str, int] = field(default_factory=dict)
+    class_counts: dict[str, int]
+    bytes: int
+
+
+def staging_uri(output_root: str, job_id: str) -> str:
+    """Where a job keeps its plan and its finished shards until its output is published."""
+    return storage.join(output_root, job_id, STAGING_FOLDER)
+
+
+def shard_uri(staging: str, index: int, suffix: str) -> str:
+    return storage.join(staging, f"shard-{index:06d}.{suffix}")
 
 
 @task(name="resolve-classifier", **IO_RETRIES)
@@ -65,7 +91,7 @@ def resolve_classifier(reference: str, work_dir: Path) -> ResolvedClassifier:
     model_dir = registry.download_model_dir(version, work_dir / "classifier")
     model = load_model(model_dir)
     get_run_logger().info("classifier %s version %s (%s, %d labels)", version.name, version.version, model.mode.value, len(model.labels_))
-    return ResolvedClassifier(version.name, str(version.version), model.mode.value, str(model_dir))
+    return ResolvedClassifier(version.name, str(version.version), model.mode.value, str(model_dir), tuple(model.labels_))
 
 
 @task(name="list-inputs", **IO_RETRIES)
@@ -135,62 +161,167 @@ class _StopWatch:
             raise JobStopped("the job was stopped on request; no output was published")
 
 
-class _Progress:
-    def __init__(self):
+class ShardProgress:
+    """Logs shards and documents done, and the rate, as shards finish (at most every 5 s, and at the end)."""
+
+    def __init__(self, shards: int):
+        self.shards, self.done, self.documents = shards, 0, 0
         self.started = self.reported = time.monotonic()
-        self.documents = 0
 
-    def add(self, count: int) -> None:
-        self.documents += count
+    def add(self, result: ShardResult) -> None:
+        self.done += 1
+        self.documents += result.documents
         now = time.monotonic()
-        if now - self.reported >= PROGRESS_SECONDS:
+        if now - self.reported >= PROGRESS_SECONDS or self.done == self.shards:
             self.reported = now
-            rate = self.documents / max(now - self.started, 1e-9)
-            get_run_logger().info("classified %d documents (%.0f docs/s)", self.documents, rate)
+            get_run_logger().info("%d/%d shards, %d documents (%.0f docs/s)", self.done, self.shards, self.documents,
+                                  self.documents / max(now - self.started, 1e-9))
 
 
-@task(name="classify-documents")
-def classify_inputs(
-    model_dir: str, input_uris: list[str], input_format: InputFormat, work_dir: Path, flow_run_id: str | None = None,
-    explain: bool = False, workers: int | None = None,
-) -> ClassificationCounts:
-    """Classifies every document of every input, in order, into predictions.jsonl.
+@task(name="read-job-plan", **IO_RETRIES)
+def read_job_plan(staging: str) -> JobPlan | None:
+    """The plan an earlier run of this job left in its staging area, if any."""
+    uri = storage.join(staging, PLAN)
+    if not storage.exists(uri):
+        return None
+    data = json.loads(storage.read_bytes(uri))
+    plan = JobPlan(data["Inputs"], [Shard.from_dict(s) for s in data["Shards"]], resumed=True)
+    get_run_logger().info("resuming: %d input object(s) in %d shard(s), planned by an earlier run", len(plan.input_uris), len(plan.shards))
+    return plan
 
-    Every document yields exactly one record: a prediction, or an error record in its place.
-    Batches are classified on ``workers`` processes (default every core); the output is the
-    same as one process writes.
+
+@task(name="plan-shards", **IO_RETRIES)
+def plan_job_shards(input_uris: list[str], input_format: InputFormat, staging: str, workers: int, work_dir: Path) -> JobPlan:
+    """Cuts the inputs into shards (files, or byte ranges of large files at line starts) and
+    saves the plan, so a resumed job classifies exactly the same shards."""
+    objects = [(uri, storage.base_name(uri), storage.size_of(uri)) for uri in input_uris]
+    total = sum(size for _, _, size in objects)
+    size = int(os.environ.get("DOCCLASS_SHARD_BYTES") or 0) or shard_bytes_for(total, workers)
+    shards = plan_shards(objects, input_format, size, storage.open_input)
+    plan = {"Inputs": input_uris, "InputFormat": InputFormat(input_format).value, "ShardBytes": size,
+            "Shards": [shard.as_dict() for shard in shards]}
+    storage.publish_bytes(json.dumps(plan).encode("utf-8"), storage.join(staging, PLAN), work_dir)
+    get_run_logger().info("%d input object(s), %.1f MB, in %d shard(s) of about %.1f MB",
+                          len(objects), total / 1e6, len(shards), size / 1e6)
+    return JobPlan(input_uris, shards)
+
+
+_MODELS: dict[str, TextClassifier] = {}
+
+
+def _model(classifier: ResolvedClassifier) -> TextClassifier:
+    """The job's model, loaded once per process. A worker on another machine (Dask) does not
+    have the flow's copy, so it downloads the same version from the registry."""
+    key = f"{classifier.name}:{classifier.version}"
+    if key not in _MODELS:
+        model_dir = Path(classifier.model_dir)
+        if not model_dir.is_dir():
+            registry.configure(docclass_home())
+            version = registry.resolve(registry.ModelRef.parse(key))
+            model_dir = registry.download_model_dir(version, docclass_home() / "models" / classifier.name / classifier.version)
+        _MODELS[key] = load_model(model_dir)
+    return _MODELS[key]
+
+
+@task(name="classify-shard", task_run_name="classify-shard-{shard.index}", **IO_RETRIES)
+def classify_job_shard(
+    shard: Shard, classifier: ResolvedClassifier, input_format: InputFormat, staging: str, job_id: str,
+    flow_run_id: str | None = None, explain: bool = False,
+) -> ShardResult:
+    """Classifies one shard into ``shard-N.jsonl`` in the staging area, then writes ``shard-N.json``
+    (its counts), the mark that it is done. A shard already marked done is not classified again.
+
+    Runs wherever the task runner puts it: this process, a local process pool, a Dask worker.
     """
-    model = load_model(model_dir)
-    stop, progress = _StopWatch(flow_run_id), _Progress()
-    errors, class_counts = 0, dict.fromkeys(model.labels_, 0)
-    path = work_dir / PREDICTIONS
-    batches = batched(_documents(input_uris, input_format), BATCH_SIZE)
-    with open(path, "wb") as out:
-        for result in classify_batches(model, model_dir, batches, workers, explain):
-            stop.check()
-            out.write(result.jsonl)
-            errors += result.errors
-            for name, count in result.class_counts.items():
-                class_counts[name] += count
-            progress.add(result.documents)
-    rate = progress.documents / max(time.monotonic() - progress.started, 1e-9)
-    get_run_logger().info("classified %d documents, %d errors (%.0f docs/s)", progress.documents, errors, rate)
-    return ClassificationCounts(str(path), progress.documents, errors, class_counts)
+    logger = get_run_logger()
+    done_uri = shard_uri(staging, shard.index, "json")
+    if storage.exists(done_uri):
+        result = ShardResult(**json.loads(storage.read_bytes(done_uri)))
+        logger.info("shard %d: already classified by an earlier run (%d documents)", shard.index, result.documents)
+        return result
+    model = _model(classifier)
+    stop = _StopWatch(flow_run_id)
+    local = docclass_home() / "work" / job_id / f"shard-{shard.index:06d}.{os.getpid()}.jsonl"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        documents = shard_documents(shard, input_format, storage.open_input, MAX_DOCUMENT_BYTES_PER_FILE)
+        with open(local, "wb") as out:
+            result = classify_shard(model, documents, out, shard.index, BATCH_SIZE, explain, lambda _: stop.check())
+        storage.publish(local, shard_uri(staging, shard.index, "jsonl"))
+    finally:
+        local.unlink(missing_ok=True)
+    storage.publish_bytes(json.dumps(result.as_dict()).encode("utf-8"), done_uri, local.parent)
+    return result
 
 
-def _documents(input_uris: list[str], input_format: InputFormat) -> Iterator[Document]:
-    """Every document of every input, in order, each file open only while it is read."""
-    for uri in input_uris:
-        with storage.open_input(uri) as fp:
-            yield from read_documents(fp, storage.base_name(uri), input_format, MAX_DOCUMENT_BYTES_PER_FILE)
+class _Concatenated(io.RawIOBase):
+    """The shards' predictions, read one after another, each checked against its recorded size.
+
+    ``read(n)`` returns n bytes until the end, as tarfile expects of a member's file object.
+    """
+
+    def __init__(self, staging: str, results: list[ShardResult]):
+        self.staging, self.results = staging, iter(results)
+        self.current, self.left, self.uri = None, 0, None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = size if size is not None and size >= 0 else 1 << 62
+        parts, wanted = [], size
+        while wanted > 0:
+            if self.current is None:
+                result = next(self.results, None)
+                if result is None:
+                    break
+                self.uri = shard_uri(self.staging, result.index, "jsonl")
+                self.current, self.left = storage.open_input(self.uri), result.bytes
+            data = self.current.read(min(wanted, 1 << 22))
+            if not data:
+                self.current.close()
+                self.current = None
+                if self.left != 0:
+                    raise storage.StorageError(f"{storage.redact(self.uri)}: expected {self.left} more bytes of predictions "
+                                               "than the shard holds; the staging area was changed")
+                continue
+            self.left -= len(data)
+            if self.left < 0:
+                raise storage.StorageError(f"{storage.redact(self.uri)}: holds more bytes of predictions than recorded; "
+                                           "the staging area was changed")
+            parts.append(data)
+            wanted -= len(data)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+        super().close()
 
 
 @task(name="package-job-output", **IO_RETRIES)
-def package_job_output(predictions_path: str, output_uri: str, work_dir: Path) -> str:
-    """Packs predictions.jsonl into output.tar.gz and publishes it whole to ``output_uri``."""
+def package_job_output(staging: str, results: list[ShardResult], output_uri: str, work_dir: Path) -> str:
+    """Streams the shards' predictions, in shard order, into output.tar.gz and publishes it whole."""
     archive = work_dir / "output.tar.gz"
-    package_tar_gz([(PREDICTIONS, predictions_path)], archive)
+    results = sorted(results, key=lambda r: r.index)
+    with _Concatenated(staging, results) as predictions:
+        package_stream_tar_gz(PREDICTIONS, sum(r.bytes for r in results), predictions, archive)
     return storage.publish(archive, output_uri)
+
+
+@task(name="remove-staging", **IO_RETRIES)
+def remove_staging(staging: str) -> None:
+    """Deletes the job's staging area once its output is published."""
+    storage.remove_tree(staging)
+
+
+def total_counts(results: list[ShardResult], labels: tuple[str, ...] = ()) -> ClassificationCounts:
+    class_counts: dict[str, int] = dict.fromkeys(labels, 0)
+    for result in results:
+        for name, count in result.class_counts.items():
+            class_counts[name] = class_counts.get(name, 0) + count
+    return ClassificationCounts(sum(r.documents for r in results), sum(r.errors for r in results), class_counts,
+                                sum(r.bytes for r in results))
 
 
 @task(name="publish-job-summary", **IO_RETRIES)

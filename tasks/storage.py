@@ -136,3 +136,47 @@ def publish(local_path: str | Path, uri: str) -> str:
         return str(target)
     except OSError as exc:
         raise StorageError(f"{redact(uri)}: cannot write: {exc}") from exc
+
+
+def exists(uri: str) -> bool:
+    """Whether an object (or local file) exists at ``uri``.
+
+    Raises:
+        StorageError: if the location cannot be asked.
+    """
+    fs, path = _filesystem(uri)
+    try:
+        return bool(fs.isfile(path))
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"{redact(uri)}: cannot read: {exc}") from exc
+
+
+def read_bytes(uri: str) -> bytes:
+    with open_input(uri) as fp:
+        try:
+            return fp.read()
+        except OSError as exc:
+            raise StorageError(f"{redact(uri)}: cannot read: {exc}") from exc
+
+
+def publish_bytes(data: bytes, uri: str, work_dir: str | Path) -> str:
+    """``publish`` for a small in-memory object (staged through a file in ``work_dir``)."""
+    fd, tmp = tempfile.mkstemp(prefix=".publish.", dir=work_dir)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+        return publish(tmp, uri)
+    finally:
+        os.unlink(tmp)
+
+
+def remove_tree(uri: str) -> None:
+    """Deletes everything under the folder or prefix ``uri``; nothing there is not an error."""
+    fs, path = _filesystem(uri)
+    try:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"{redact(uri)}: cannot delete: {exc}") from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import tarfile
 import time
@@ -205,12 +206,13 @@ def test_a_stopped_job_ends_stopped_and_publishes_nothing(cli, tmp_path, trained
     final = json.loads(out)
     assert final["JobStatus"] == "STOPPED"
     assert "stopped on request" in final["Message"]
-    assert not (tmp_path / "out").exists()  # no partial output.tar.gz
+    assert not list((tmp_path / "out").rglob("output.tar.gz*"))  # no partial output.tar.gz
     assert cli("jobs", "describe", job_id).json()["JobStatus"] == "STOPPED"
 
 
-def test_a_job_on_two_workers_writes_exactly_what_one_worker_writes(cli, tmp_path):
-    """Three files, 5,500 lines (three batches): sharded over processes, the same output bytes."""
+def test_a_job_on_two_workers_writes_exactly_what_one_worker_writes(cli, tmp_path, monkeypatch):
+    """Three files, 5,500 lines: one shard in this process, or files cut into 20 kB shards
+    classified by two processes, the same output bytes; the staging area is gone after."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     texts = [text for _, text in multi_class_rows(5500, seed=4)]
@@ -218,12 +220,106 @@ def test_a_job_on_two_workers_writes_exactly_what_one_worker_writes(cli, tmp_pat
         (inputs / f"part-{k}.txt").write_text("\n".join(chunk) + "\n", encoding="utf-8")
     outputs = {}
     for workers in ("1", "2"):
+        if workers == "2":
+            monkeypatch.setenv("DOCCLASS_SHARD_BYTES", "20000")
         result = cli("classify", "--classifier", "tickets", "--input-uri", f"{inputs}/", "--output-uri",
                      str(tmp_path / f"out{workers}"), "--workers", workers)
         assert result.code == 0, result.stderr
+        assert ("shard(s) of about 0.0 MB" in result.stderr) is (workers == "2")
+        assert not list((tmp_path / f"out{workers}").rglob("staging"))
         assert result.json()["NumberOfDocuments"] == 5500
         with tarfile.open(result.json()["OutputDataConfig"]["S3Uri"], "r:gz") as tar:
             outputs[workers] = tar.extractfile("predictions.jsonl").read()
     assert outputs["2"] == outputs["1"]
     records = [json.loads(line) for line in outputs["2"].splitlines()]
     assert [(r["File"], r["Line"]) for r in records][2499:2502] == [("part-0.txt", "2499"), ("part-1.txt", "0"), ("part-1.txt", "1")]
+
+
+def _input_lines(path: Path, count: int) -> Path:
+    texts = [text for _, text in multi_class_rows(count, seed=12)]
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_killed_job_resumes_and_writes_what_an_uninterrupted_run_writes(cli, tmp_path, monkeypatch):
+    """SIGKILL after a few of 16 shards; `jobs resume` classifies only the others; same bytes."""
+    source = _input_lines(tmp_path / "in.txt", 48_000)
+    reference = cli("classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri", str(tmp_path / "ref"))
+    assert reference.code == 0, reference.stderr
+    expected = predictions(Path(reference.json()["OutputDataConfig"]["S3Uri"]))
+
+    monkeypatch.setenv("DOCCLASS_SHARD_BYTES", str(source.stat().st_size // 16 + 1))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [str(DOCCLASS), "classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri", str(out),
+         "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ), start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while len(done := list(out.glob("*/staging/shard-*.json"))) < 3:
+            assert process.poll() is None and time.monotonic() < deadline, "the job ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    job_id = done[0].parent.parent.name
+    assert not list(out.rglob("output.tar.gz"))
+    assert cli("jobs", "describe", job_id).json()["JobStatus"] == "IN_PROGRESS"  # nobody told the API
+    marks = {path.name: path.stat().st_mtime_ns for path in out.glob("*/staging/shard-*.json")}
+
+    resumed = cli("jobs", "resume", job_id)
+    assert resumed.code == 0, resumed.stderr
+    job = resumed.json()
+    assert job["JobId"] == job_id and job["JobStatus"] == "COMPLETED" and job["NumberOfDocuments"] == 48_000
+    assert resumed.stderr.count("already classified by an earlier run") == len(marks) >= 3
+    assert "16/16 shards" in resumed.stderr
+    assert predictions(out / job_id / "output" / "output.tar.gz") == expected  # nothing lost, nothing twice
+    with tarfile.open(out / job_id / "output" / "output.tar.gz") as tar:
+        with tarfile.open(reference.json()["OutputDataConfig"]["S3Uri"]) as ref:
+            assert tar.extractfile("predictions.jsonl").read() == ref.extractfile("predictions.jsonl").read()
+    assert not (out / job_id / "staging").exists()
+    again = cli("jobs", "resume", job_id)
+    assert again.code == 1 and "COMPLETED: its output is published; there is nothing to resume" in again.stderr
+
+
+def test_a_running_job_is_not_resumed_twice(cli, tmp_path, monkeypatch):
+    source = _input_lines(tmp_path / "in.txt", 150_000)
+    monkeypatch.setenv("DOCCLASS_SHARD_BYTES", str(source.stat().st_size // 100 + 1))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [str(DOCCLASS), "classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri", str(out),
+         "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ), start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (done := list(out.glob("*/staging/shard-*.json"))):
+            assert process.poll() is None and time.monotonic() < deadline, "the job ended too early"
+            time.sleep(0.05)
+        job_id = done[0].parent.parent.name
+        refused = cli("jobs", "resume", job_id)
+        assert refused.code == 1 and f"job {job_id} is still running (process " in refused.stderr
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_shards_on_a_dask_cluster_give_the_same_output(cli, tmp_path, monkeypatch):
+    """A LocalCluster of two worker processes (what a real cluster's scheduler address gives)."""
+    from distributed import Client, LocalCluster
+
+    source = _input_lines(tmp_path / "in.txt", 6_000)
+    local = cli("classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri", str(tmp_path / "local"))
+    assert local.code == 0, local.stderr
+    monkeypatch.setenv("DOCCLASS_SHARD_BYTES", str(source.stat().st_size // 6 + 1))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = cli("classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri",
+                     str(tmp_path / "dask"), "--dask-address", cluster.scheduler_address)
+        assert result.code == 0, result.stderr
+        with Client(cluster) as client:
+            ran_on = client.run(lambda: __import__("tasks.classification").classification._MODELS.keys().__len__())
+    assert sorted(ran_on.values()) == [1, 1]  # both workers loaded the model: both classified shards
+    assert "6/6 shards" in result.stderr
+    assert predictions(Path(result.json()["OutputDataConfig"]["S3Uri"])) == \
+        predictions(Path(local.json()["OutputDataConfig"]["S3Uri"]))

@@ -53,11 +53,14 @@ def test_only_storage_and_registry_tasks_retry():
     assert retrying == {
         "check-registry", "register", "package-training-output", "publish-evaluation",
         "resolve-classifier", "list-inputs", "skip-classified-inputs", "record-classified-inputs",
-        "package-job-output", "publish-job-summary",
+        "package-job-output", "publish-job-summary", "read-job-plan", "plan-shards", "remove-staging",
+        # a shard reads and writes storage; a retry redoes the whole shard, and only after a
+        # transient error (is_transient), never after a bad document or a stop request
+        "classify-shard",
         "read-aliases", "resolve-versions", "log-comparison", "promote", "publish-comparison-table",
     }
     # deterministic work is never retried: it would only repeat the same error, later
-    deterministic = {"validate-training-data", "train", "evaluate", "classify-documents", "load-test-set", "evaluate-version"}
+    deterministic = {"validate-training-data", "train", "evaluate", "load-test-set", "evaluate-version"}
     assert deterministic <= set(tasks_by_name) - retrying
     assert all(tasks_by_name[name].retry_delay_seconds == [2, 4, 8] for name in retrying)
 
