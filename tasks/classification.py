@@ -87,6 +87,7 @@ def shard_uri(staging: str, index: int, suffix: str) -> str:
 def resolve_classifier(reference: str, work_dir: Path) -> ResolvedClassifier:
     """Finds NAME[:VERSION|@ALIAS] (default alias champion) in the registry and downloads it."""
     registry.configure(docclass_home())
+    registry.check_reachable()
     version = registry.resolve(registry.ModelRef.parse(reference))
     model_dir = registry.download_model_dir(version, work_dir / "classifier")
     model = load_model(model_dir)

@@ -355,3 +355,34 @@ def promote(name: str, version: str, previous_champion: str | None, tags: dict[s
         client.set_registered_model_alias(name, CHALLENGER, previous_champion)
     elif aliases(name).get(CHALLENGER) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
+
+
+def check_reachable() -> None:
+    """Asks the tracking server (or opens the store) once, so that an unreachable registry fails
+    a job or a training before any work, with a message saying where docclass looked.
+
+    Raises:
+        RegistryError: the registry cannot be reached; chained to a ConnectionError, so the
+            caller's retries (tasks.retry) try again later.
+    """
+    try:
+        MlflowClient().search_registered_models(max_results=1)
+    except MlflowException as exc:
+        uri = re.sub(r"(?<=://)[^/@\s]+@", "***@", mlflow.get_tracking_uri())
+        reason = _unreachable_reason(str(exc))
+        raise RegistryError(
+            f"cannot reach the MLflow registry at {uri}: {reason}; check that it is running and that "
+            "MLFLOW_TRACKING_URI names it"
+        ) from ConnectionError(reason)
+
+
+_REASONS = (("Connection refused", "connection refused"), ("Name or service not known", "host not found"),
+            ("nodename nor servname", "host not found"), ("timed out", "timed out"),
+            ("unable to open database file", "cannot open the database file"))
+
+
+def _unreachable_reason(message: str) -> str:
+    for needle, reason in _REASONS:
+        if needle in message:
+            return reason
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", message.splitlines()[0] if message else "")[:200]

@@ -35,3 +35,7 @@ def apply_environment_defaults() -> None:
         os.environ.setdefault(key, value)
     # The temporary server can take longer than Prefect's 20 s default on a busy 2-core box.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    # MLflow's client retries a refused connection 7 times over minutes, under docclass's own
+    # retries (tasks.retry): an unreachable registry would hold a job for ten minutes.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")

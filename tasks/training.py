@@ -210,8 +210,9 @@ def publish_evaluation(evaluation: Evaluation) -> None:
 
 @task(name="check-registry", **IO_RETRIES)
 def check_registry(name: str, version_name: str | None) -> None:
-    """Fails early, before any training, if the version name is taken."""
+    """Fails early, before any training, if the registry is unreachable or the version name is taken."""
     registry.configure(docclass_home())
+    registry.check_reachable()
     registry.ensure_version_name_free(name, version_name)
 
 
