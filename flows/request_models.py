@@ -33,23 +33,39 @@ def _valid_tags(value: list[Tag]) -> list[Tag]:
 TagList = Annotated[list[Tag], AfterValidator(_valid_tags)]
 
 
+def _no_credentials(value: str) -> str:
+    """A URI carrying a user or password would be stored as given in Prefect's flow run
+    parameters (and shown in its UI) and in MLflow's tags: refuse it, without echoing it."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*@", value):
+        raise ValueError(
+            "expected a URI without credentials (user:password@): they would be stored in the Prefect flow run and "
+            "the MLflow registry; give S3 credentials through AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE or an IAM role"
+        )
+    return value
+
+
+# Every URI a request carries: a local path, file:// or s3://, never with credentials in it.
+Uri = Annotated[str, AfterValidator(_no_credentials)]
+
+
 class AugmentedManifest(BaseModel):
-    S3Uri: str = Field(description="A SageMaker Ground Truth manifest (JSON lines): a file or a prefix.")
+    S3Uri: Uri = Field(description="A SageMaker Ground Truth manifest (JSON lines): a file or a prefix.")
     AttributeNames: list[str] = Field(min_length=1, max_length=5, description="Label attribute names (1-5).")
     Split: str = Field(default="TRAIN", pattern="^(TRAIN|TEST)$", description="TRAIN or TEST.")
 
 
 class DocumentClassifierInputDataConfig(BaseModel):
     DataFormat: DataFormatEnum = Field(default=DataFormatEnum.COMPREHEND_CSV)
-    S3Uri: str | None = Field(default=None, description="Training CSV: local path, file:// or s3:// file or prefix.")
-    TestS3Uri: str | None = Field(default=None, description="Optional test CSV; else a stratified 10% holdout.")
+    S3Uri: Uri | None = Field(default=None, description="Training CSV: local path, file:// or s3:// file or prefix.")
+    TestS3Uri: Uri | None = Field(default=None, description="Optional test CSV; else a stratified 10% holdout.")
     LabelDelimiter: str = Field(default=DEFAULT_LABEL_DELIMITER, min_length=1, max_length=1,
                                 description="Multi-label only: the character joining labels.")
     AugmentedManifests: list[AugmentedManifest] = Field(default_factory=list)
 
 
 class DocumentClassifierOutputDataConfig(BaseModel):
-    S3Uri: str | None = Field(default=None, description="Where <TrainingJobId>/output/output.tar.gz goes; default $DOCCLASS_HOME/output.")
+    S3Uri: Uri | None = Field(default=None, description="Where <TrainingJobId>/output/output.tar.gz goes; default $DOCCLASS_HOME/output.")
 
 
 class CreateDocumentClassifierRequest(BaseModel):
@@ -93,13 +109,13 @@ def _checked(check, *args):
 
 
 class ClassificationInputDataConfig(BaseModel):
-    S3Uri: str = Field(description="Documents: local path, file:// or s3:// file or prefix (every object whose key starts with it).")
+    S3Uri: Uri = Field(description="Documents: local path, file:// or s3:// file or prefix (every object whose key starts with it).")
     InputFormat: InputFormatEnum = Field(default=InputFormatEnum.ONE_DOC_PER_LINE,
                                          description="ONE_DOC_PER_LINE (every line a document) or ONE_DOC_PER_FILE.")
 
 
 class ClassificationOutputDataConfig(BaseModel):
-    S3Uri: str = Field(description="Where <JobId>/output/output.tar.gz is written.")
+    S3Uri: Uri = Field(description="Where <JobId>/output/output.tar.gz is written.")
 
 
 class StartDocumentClassificationJobRequest(BaseModel):
@@ -148,7 +164,7 @@ class CompareDocumentClassifiersRequest(BaseModel):
         description="Versions to compare, each a registry version number or a VersionName; "
         "empty: the champion against the challenger.",
     )
-    TestS3Uri: str | None = Field(
+    TestS3Uri: Uri | None = Field(
         default=None,
         description="Test data every version is scored on (Comprehend CSV: path, file:// or s3://, file or prefix); "
         "default: the TestS3Uri the newest compared version was trained with.",
