@@ -20,6 +20,50 @@ HEADER_TEXTS = frozenset(
 _FIELD_SIZE_LIMIT = 2**31 - 1
 
 
+# Files that are not text at all: one message for the file instead of one per "row".
+_SIGNATURES = (
+    (b"\xff\xfe", "UTF-16 text (byte order mark 0xff 0xfe): save it as UTF-8 (Excel: CSV UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text (byte order mark 0xfe 0xff): save it as UTF-8 (Excel: CSV UTF-8)"),
+    (b"\x1f\x8b", "a gzip archive: decompress it first"),
+    (b"PK\x03\x04", "a zip archive (an .xlsx workbook is one): export the sheet as CSV UTF-8"),
+)
+_SNIFF_BYTES = 8192
+_SNIFF_MIN_CHARS = 16
+
+
+def _binary_kind(head: bytes) -> str | None:
+    """What a file's first bytes say it is, if it is plainly not UTF-8 text; else None.
+
+    A stray invalid byte or control character is left to the row checks, which name its line;
+    a file starting with an archive or UTF-16 signature, or whose start is mostly control
+    characters and invalid bytes (with NULs), is reported once, as a whole.
+    """
+    for signature, kind in _SIGNATURES:
+        if head.startswith(signature):
+            return kind
+    text = head.decode("utf-8", "surrogateescape")
+    if len(text) < _SNIFF_MIN_CHARS:
+        return None
+    odd = sum(1 for c in text if "\udc80" <= c <= "\udcff" or c == "\x7f" or (c < " " and c not in "\t\n\r\f\v"))
+    share = odd / len(text)
+    if share > 0.3 or ("\x00" in text and share > 0.1):
+        return f"binary data ({odd} of its first {len(text)} characters are control characters or invalid UTF-8)"
+    return None
+
+
+def _peek(fp: BinaryIO, size: int = _SNIFF_BYTES) -> bytes | None:
+    """The next ``size`` bytes of a seekable stream, leaving its position unchanged; None if it cannot seek."""
+    try:
+        if not fp.seekable():
+            return None
+        start = fp.tell()
+        head = fp.read(size)
+        fp.seek(start)
+    except (OSError, ValueError):
+        return None
+    return head
+
+
 def _invalid_byte(cells: Iterable[str]) -> str | None:
     """The first undecodable byte (as surrogateescape keeps it), e.g. ``"0xff"``."""
     for cell in cells:

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from classifier_core._csv_rows import _check_row, _csv_records
+from classifier_core._csv_rows import _binary_kind, _check_row, _csv_records, _peek
 from classifier_core._text import _show
 from classifier_core.config import (
     ALLOWED_LABEL_DELIMITERS,
@@ -89,6 +89,11 @@ def _noun(config: TrainingConfig) -> str:
 
 def _read_csv(fp: BinaryIO, file_name: str, config: TrainingConfig) -> _FileResult:
     result = _FileResult(TrainingSet(), [])
+    head = _peek(fp)
+    kind = _binary_kind(head) if head else None
+    if kind:
+        result.issues.append(Issue(file_name, None, f"expected a UTF-8 CSV of label,text rows; found {kind}"))
+        return result
     first = True
     for line, cells, unclosed, n_bytes in _csv_records(fp):
         result.n_bytes = n_bytes
@@ -217,8 +222,9 @@ def load_training_data(
     _check_delimiter(config)
     if data_format == DataFormat.AUGMENTED_MANIFEST:
         _check_attribute_names(attribute_names)
-    data, errors, n_bytes = TrainingSet(), [], 0
+    data, errors, n_bytes, names = TrainingSet(), [], 0, []
     for file_name, fp in sources:
+        names.append(file_name)
         if data_format == DataFormat.AUGMENTED_MANIFEST:
             result = _read_manifest(fp, file_name, attribute_names, config)
         else:
@@ -227,6 +233,9 @@ def load_training_data(
         errors.extend(result.issues)
         n_bytes += result.n_bytes
     warnings: list[Issue] = []
+    if test_set and not data and not errors:  # nothing to evaluate on: say so before evaluation fails
+        files = ", ".join(names[:3]) + (f" and {len(names) - 3} more files" if len(names) > 3 else "")
+        errors.append(Issue("", None, f"expected at least one test document; found none in {files}"))
     if not test_set:
         size_errors, warnings = _size_issues(data, config)
         errors += _limit_errors(data, n_bytes, config) + size_errors

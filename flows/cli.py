@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tasks.settings import apply_environment_defaults
 
@@ -24,18 +26,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     apply_environment_defaults()
+    _quiet_expected_tracebacks()
     try:
         return args.handler(args)
     except KeyboardInterrupt:
         print("docclass: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - translated once, here, into a message and exit 1
-        from classifier_core.errors import DocclassError
+        from classifier_core.errors import DocclassError, InvalidNameError
 
         if not isinstance(exc, DocclassError):
             raise
         print(f"docclass: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, InvalidNameError) else 1  # an invalid name is bad usage
+
+
+class _NoTracebackForDocclassErrors(logging.Filter):
+    """Prefect logs a failed task's exception with its traceback. For docclass's own errors (bad
+    input, unknown classifier, missing file) the message says all there is to say, and a traceback
+    on stderr reads as a crash; it is dropped from the log record (the message stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from classifier_core.errors import DocclassError
+
+        if record.exc_info and isinstance(record.exc_info[1], DocclassError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_expected_tracebacks() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTracebackForDocclassErrors) for f in logger.filters):
+            logger.addFilter(_NoTracebackForDocclassErrors())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,7 +309,7 @@ def _parse_tags(pairs: Sequence[str]) -> list[dict[str, str]]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"docclass: error: --tag expects KEY=VALUE; found {pair!r}")
+            _usage_error(f"--tag expects KEY=VALUE; found {pair!r}")
         tags.append({"Key": key, "Value": value})
     return tags
 
@@ -298,7 +321,7 @@ def training_request(args: argparse.Namespace):
     input_config: dict = {"DataFormat": args.data_format, "LabelDelimiter": args.label_delimiter}
     if args.data_format == "AUGMENTED_MANIFEST":
         if not args.attribute_names:
-            raise SystemExit("docclass: error: --data-format AUGMENTED_MANIFEST needs --attribute-names")
+            _usage_error("--data-format AUGMENTED_MANIFEST needs --attribute-names")
         names = [name.strip() for name in args.attribute_names.split(",") if name.strip()]
         input_config["AugmentedManifests"] = [{"S3Uri": args.training_data, "AttributeNames": names, "Split": "TRAIN"}]
         if args.test_data:
@@ -344,7 +367,13 @@ def _request(model, **fields):
         return model(**fields)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise SystemExit(f"docclass: error: {problems}") from None
+    _usage_error(problems)
+
+
+def _usage_error(message: str) -> NoReturn:
+    """Bad usage (an invalid name, tag or option value): the message on stderr and exit 2, as argparse does."""
+    print(f"docclass: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def classification_request(args: argparse.Namespace):
@@ -370,6 +399,9 @@ def _classify(args: argparse.Namespace) -> int:
     request = classification_request(args)
     from flows.classification import start_document_classification_job
     from flows.jobs import describe_job
+    from tasks.registry import ModelRef
+
+    ModelRef.parse(request.DocumentClassifier)  # an invalid reference is bad usage (exit 2), not a FAILED job
 
     if args.no_wait:
         from flows.deployments import submit_classification_job

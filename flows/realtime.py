@@ -27,6 +27,17 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"ErrorCode": code, "Message": message})
 
 
+def _problem(error: dict) -> str:
+    """One request validation error as "found ..." text: where in the body, and what is wrong."""
+    where = ".".join(map(str, error["loc"]))
+    if error["type"] == "json_invalid":  # loc is ("body", character position)
+        detail = (error.get("ctx") or {}).get("error")
+        return f"invalid JSON at character {error['loc'][-1]} (JSON decode error{': ' + detail if detail else ''})"
+    if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
+        return "an empty body"
+    return f"{where}: {error['msg']}"
+
+
 class _MicroBatcher:
     """Classifies the texts of requests that arrive together in one ``classify_texts`` call.
 
@@ -74,13 +85,16 @@ def create_app(model: TextClassifier, info: dict, max_text_bytes: int = MAX_REAL
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type.lower():  # e.g. curl -d without -H: the body was never read as JSON
+            problems += f" (Content-Type {content_type or 'missing'}: send Content-Type: application/json)"
         return _error(400, "INVALID_REQUEST", f"expected a JSON object {{\"Text\": \"...\"}}; found {problems}")
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # a body FastAPI could not even parse, e.g. bytes that are not UTF-8
-            return _error(400, "INVALID_REQUEST", f"expected a JSON object {{\"Text\": \"...\"}} in UTF-8; found {exc.detail}")
+            return _error(400, "INVALID_REQUEST", f"expected a JSON object {{\"Text\": \"...\"}} in UTF-8; found a body that cannot be decoded as UTF-8 JSON ({exc.detail})")
         return _error(exc.status_code, "NOT_FOUND" if exc.status_code == 404 else "HTTP_ERROR", str(exc.detail))
 
     # async: a prediction takes well under a millisecond, less than handing it to a thread costs,
@@ -95,7 +109,8 @@ def create_app(model: TextClassifier, info: dict, max_text_bytes: int = MAX_REAL
         else:
             result = await batcher.classify(request.Text)
         if "ErrorCode" in result:
-            return _error(400, result["ErrorCode"], f"expected a non-blank Text; found {result['ErrorMessage']}")
+            found = "an empty Text" if request.Text == "" else "only whitespace"
+            return _error(400, result["ErrorCode"], f"expected a non-blank Text; found {found}")
         return result
 
     @app.get("/health")

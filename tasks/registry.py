@@ -179,13 +179,19 @@ def resolve(ref: ModelRef) -> ModelVersion:
     """
     client = MlflowClient()
     try:
-        client.get_registered_model(ref.name)
+        model = client.get_registered_model(ref.name)
     except MlflowException as exc:
-        raise RegistryError(f"classifier {ref.name!r} not found in the registry ({mlflow.get_tracking_uri()})") from exc
+        raise RegistryError(
+            f"classifier {ref.name!r} not found in the registry ({mlflow.get_tracking_uri()}); "
+            "`docclass classifiers list` shows the registered ones"
+        ) from exc
     if ref.alias:
         version = _alias_version(client, ref.name, ref.alias)
         if version is None:
-            raise RegistryError(f"classifier {ref.name!r} has no version with alias {ref.alias!r}")
+            held = ", ".join(f"{alias} (version {number})" for alias, number in sorted(model.aliases.items()))
+            raise RegistryError(
+                f"classifier {ref.name!r} has no version with alias {ref.alias!r}; its aliases: {held or 'none'}"
+            )
         return version
     version = _find_version_by_name(client, ref.name, ref.version)
     if version is None and ref.version.isdigit():
@@ -194,8 +200,18 @@ def resolve(ref: ModelRef) -> ModelVersion:
         except MlflowException:
             version = None
     if version is None:
-        raise RegistryError(f"classifier {ref.name!r} has no version {ref.version!r}")
+        raise RegistryError(f"classifier {ref.name!r} has no version {ref.version!r}; {_known_versions(client, ref.name)}")
     return version
+
+
+def _known_versions(client: MlflowClient, name: str) -> str:
+    """``its versions: 1 (v1), 2`` (registry numbers, with VersionNames), for messages."""
+    try:
+        versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    except MlflowException:
+        return "its versions could not be listed"
+    shown = [f"{v.version} ({v.tags[VERSION_NAME_TAG]})" if v.tags.get(VERSION_NAME_TAG) else str(v.version) for v in versions]
+    return f"its versions: {', '.join(shown) or 'none'}"
 
 
 def download_model_dir(version: ModelVersion, destination: Path) -> Path:

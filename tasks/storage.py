@@ -41,6 +41,9 @@ def _filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         return url_to_fs(uri)
     except (ImportError, ValueError) as exc:
         raise StorageError(f"{redact(uri)}: expected a local path, file:// or s3:// URI; found {exc}") from exc
+    except OSError as exc:  # e.g. hdfs:// without its native library: a verdict on the URI, not worth a retry
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"{redact(uri)}: expected a local path, file:// or s3:// URI; found one that cannot be opened ({reason})") from None
 
 
 def _as_uri(fs: fsspec.AbstractFileSystem, path: str, like: str) -> str:
