@@ -1,0 +1,233 @@
+"""classifier_core.fast_tfidf gives exactly scikit-learn's TfidfVectorizer output and fitted state."""
+
+import csv
+import pickle
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from classifier_core import fast_tfidf
+from classifier_core.config import Mode
+from classifier_core.model import TextClassifier, load_model
+from flows.demo_data import multi_class_rows, multi_label_rows
+from tests.conftest import shared_dataset
+
+WORD = dict(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
+CHAR = dict(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, dtype=np.float32)
+
+EDGE_CASES = [
+    "", " ", "   ", "\t\n\r\x0b\x0c", "\u2028\u2029\u00a0\u3000\x1c\x1d\x1e\x1f\x85",
+    "a", "I", "ab", "abc", "abcd", "abcde", "abcdef", "a b c d e f", "A  B\tC\nD",
+    "Café naïve ÉCOLE résumé Ångström", "東京タワー 東京 タ ワ", "emoji 😀😀 👍🏽 🇫🇷 x😀y",
+    "nul\x00inside\x00 words \x00", "tabs\tand\u2028line\u2029separators", "ΟΔΟΣ ΣΑΣ σοφός ΣΟΦΟΣ",
+    "İstanbul DİYARBAKIR straße STRASSE ǅemal ﬁne", "x" * 300, "y" * 80 + " " + "y" * 80,
+    "don't won't e-mail U.S.A. 3.14 1,000,000 _under_score __ _", "the the the the the the",
+    "repeated repeated words words in in a a row row", "lone surrogate \udcff and \udc80 bytes",
+    "mixed\u200bzero\u200cwidth\u200djoiners", "123 4567 89 0", "a-b-c a_b_c a.b.c",
+]
+
+
+def varied_texts(count: int, seed: int = 0) -> list[str]:
+    """Texts mixing a small Zipf-like vocabulary (so n-grams recur) with unicode oddities."""
+    rng = random.Random(seed)
+    common = [
+        "the", "a", "of", "and", "to", "in", "price", "prices", "market", "Market", "MARKET", "report",
+        "reports", "reported", "oil", "stocks", "team", "game", "won", "lost", "new", "york", "nasa",
+        "space", "launch", "café", "naïve", "東京", "😀", "über", "ΣΑΣ", "x", "I", "it's", "U.S.",
+        "e-mail", "_id", "2004", "3.5%", "$100", "(AP)", "--", "...", "a_b", "İ", "ß", "ǅ",
+    ]
+    separators = [" ", " ", " ", " ", "  ", "\t", "\n", "\u00a0", "\u2028", "\x00", ", ", ". ", "-", "\u3000"]
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_éèçñøåöüßλσςΣ東京😀-'"
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(0, 40)):
+            if rng.random() < 0.8:
+                word = common[min(int(rng.paretovariate(1.0)) - 1, len(common) - 1)]
+            else:
+                word = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14)))
+            parts.append(word)
+            parts.append(rng.choice(separators))
+        texts.append("".join(parts))
+    return texts
+
+
+def assert_same(fast, reference):
+    """Bit-for-bit the same sparse matrix, entry order within rows included."""
+    assert type(fast) is type(reference)
+    assert fast.shape == reference.shape and fast.dtype == reference.dtype
+    np.testing.assert_array_equal(fast.indptr, reference.indptr)
+    np.testing.assert_array_equal(fast.indices, reference.indices)
+    np.testing.assert_array_equal(fast.data, reference.data)
+
+
+def assert_same_fit(fast_vec, reference_vec):
+    assert list(fast_vec.vocabulary_.items()) == list(reference_vec.vocabulary_.items())  # insertion order too
+    assert hasattr(fast_vec._tfidf, "idf_") == hasattr(reference_vec._tfidf, "idf_")
+    if hasattr(reference_vec._tfidf, "idf_"):
+        assert fast_vec.idf_.dtype == reference_vec.idf_.dtype
+        np.testing.assert_array_equal(fast_vec.idf_, reference_vec.idf_)
+    assert sorted(fast_vec.__dict__) == sorted(reference_vec.__dict__)
+    assert sorted(fast_vec._tfidf.__dict__) == sorted(reference_vec._tfidf.__dict__)
+    assert fast_vec._tfidf.n_features_in_ == reference_vec._tfidf.n_features_in_
+    np.testing.assert_array_equal(fast_vec.get_feature_names_out(), reference_vec.get_feature_names_out())
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return varied_texts(1500) + EDGE_CASES
+
+
+@pytest.mark.parametrize("params", [WORD, CHAR], ids=["word", "char_wb"])
+def test_transform_is_identical_to_scikit_learn(corpus, params):
+    vec = TfidfVectorizer(min_df=2, **params).fit(corpus[:1000])
+    assert fast_tfidf.supports(vec)
+    unseen = corpus[1000:] + varied_texts(300, seed=1)
+    for texts in (corpus, unseen, EDGE_CASES, [EDGE_CASES[0]], corpus):  # the last one with a warm cache
+        assert_same(fast_tfidf.transform({"x": vec}, texts)["x"], vec.transform(texts))
+    for transform in (vec.transform, lambda texts: fast_tfidf.transform({"x": vec}, texts)):
+        with pytest.raises(ValueError, match="Found array with 0 sample"):  # no documents: the same error
+            transform([])
+
+
+def test_both_blocks_at_once_share_the_split(corpus):
+    vectorizers = {"word": TfidfVectorizer(min_df=2, **WORD).fit(corpus), "char": TfidfVectorizer(min_df=2, **CHAR).fit(corpus)}
+    blocks = fast_tfidf.transform(vectorizers, corpus)
+    assert list(blocks) == ["word", "char"]
+    for name, vec in vectorizers.items():
+        assert_same(blocks[name], vec.transform(corpus))
+
+
+@pytest.mark.parametrize("params", [
+    WORD, CHAR,
+    dict(WORD, ngram_range=(1, 1)), dict(WORD, ngram_range=(2, 2)), dict(WORD, lowercase=False),
+    dict(CHAR, ngram_range=(1, 3)), dict(CHAR, ngram_range=(3, 3)), dict(CHAR, lowercase=False),
+    dict(WORD, sublinear_tf=False, norm="l1", smooth_idf=False, dtype=np.float64),
+    dict(CHAR, use_idf=False, norm=None),
+], ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items() if k != "dtype"))
+@pytest.mark.parametrize("df", [dict(min_df=1), dict(min_df=3), dict(min_df=0.01, max_df=0.3), dict(min_df=2, max_df=50)],
+                         ids=["min1", "min3", "float", "max50"])
+def test_fit_transform_is_identical_to_scikit_learn(corpus, params, df, monkeypatch):
+    monkeypatch.setattr(fast_tfidf, "_FIT_CHUNK", 400)  # several chunks: ids must follow across them
+    reference = TfidfVectorizer(**params, **df)
+    fast = clone(reference)
+    reference_x = reference.fit_transform(corpus)
+    assert_same(fast_tfidf.fit_transform(fast, corpus), reference_x)  # unsorted rows in the same order too
+    assert_same_fit(fast, reference)
+    more = varied_texts(200, seed=5)
+    assert_same(fast_tfidf.transform({"x": fast}, more)["x"], reference.transform(more))
+
+
+def test_fit_errors_are_scikit_learn_errors():
+    for texts, params, message in [
+        (["a", "b", " "], WORD, "empty vocabulary"),
+        (["aa bb", "cc dd"], dict(WORD, min_df=2), "no terms remain"),
+        (["aa bb", "cc dd"], dict(WORD, min_df=2, max_df=1), "max_df corresponds to < documents than min_df"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TfidfVectorizer(**params).fit_transform(texts)
+        with pytest.raises(ValueError, match=message):
+            fast_tfidf.fit_transform(TfidfVectorizer(**params), texts)
+
+
+def test_what_is_not_reproduced_goes_to_scikit_learn(corpus):
+    texts = corpus[:200]
+    for params in [dict(stop_words="english"), dict(analyzer="char", ngram_range=(2, 4)),
+                   dict(WORD, token_pattern=r"\S+"), dict(WORD, ngram_range=(1, 3)), dict(CHAR, binary=True),
+                   dict(WORD, max_features=50), dict(WORD, vocabulary=["price", "oil price", "the"])]:
+        reference = TfidfVectorizer(**params)
+        fast = clone(reference)
+        assert_same(fast_tfidf.fit_transform(fast, texts), reference.fit_transform(texts))
+        assert_same(fast_tfidf.transform({"x": fast}, texts)["x"], reference.transform(texts))
+    vec = TfidfVectorizer(**WORD).fit(texts)
+    documents = [text.encode("utf-8") for text in texts[:20]]  # bytes: scikit-learn decodes them
+    assert_same(fast_tfidf.transform({"x": vec}, documents)["x"], vec.transform(documents))
+    assert not fast_tfidf.supports(TfidfVectorizer(**WORD))  # not fitted
+
+
+def test_a_refitted_vectorizer_gets_new_lookups(corpus):
+    vec = TfidfVectorizer(**CHAR).fit(corpus[:300])
+    fast_tfidf.transform({"x": vec}, corpus[:50])
+    vec.fit(corpus[300:700])
+    assert_same(fast_tfidf.transform({"x": vec}, corpus)["x"], vec.transform(corpus))
+
+
+def test_the_word_cache_is_bounded_and_never_pickled(corpus):
+    vec = TfidfVectorizer(**CHAR).fit(corpus)
+    pickled = pickle.dumps(vec)
+    keys = set(vec.__dict__)
+    state = fast_tfidf._state(vec)
+    state.cache.max_words = 50
+    for start in range(0, len(corpus), 100):
+        batch = corpus[start:start + 100]
+        assert_same(fast_tfidf.transform({"x": vec}, batch)["x"], vec.transform(batch))
+        assert len(state.cache.entries) <= 50 + len({w for t in batch for w in t.lower().split()})
+    assert set(vec.__dict__) == keys and pickle.dumps(vec) == pickled
+    assert_same(fast_tfidf.transform({"x": pickle.loads(pickled)}, corpus)["x"], vec.transform(corpus))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+                | st.text(alphabet="ab cé東😀\t\n\u2028_-.İΣ", max_size=40), min_size=1, max_size=12))
+def test_any_unicode_text(texts):
+    for params in (WORD, CHAR):
+        reference = TfidfVectorizer(min_df=1, **params)
+        fast = clone(reference)
+        try:
+            reference_x = reference.fit_transform(texts + ["aa bb"])
+        except ValueError:
+            continue
+        assert_same(fast_tfidf.fit_transform(fast, texts + ["aa bb"]), reference_x)
+        assert_same_fit(fast, reference)
+        assert_same(fast_tfidf.transform({"x": reference}, texts)["x"], reference.transform(texts))
+
+
+def _scikit_learn_only(monkeypatch):
+    """Makes TextClassifier vectorise with scikit-learn alone, as before fast_tfidf."""
+    monkeypatch.setattr(fast_tfidf, "fit_transform", lambda vec, texts: vec.fit_transform(texts))
+    monkeypatch.setattr(fast_tfidf, "transform", lambda vecs, texts: {n: v.transform(texts) for n, v in vecs.items()})
+
+
+@pytest.mark.parametrize("mode", [Mode.MULTI_CLASS, Mode.MULTI_LABEL])
+def test_models_are_the_same_as_with_scikit_learn_alone(mode, tmp_path):
+    rows = (multi_class_rows if mode is Mode.MULTI_CLASS else multi_label_rows)(300)
+    texts, labels = [t for _, t in rows], [tuple(label.split("|")) for label, _ in rows]
+    new_texts = [t for _, t in multi_class_rows(80, seed=3)] + EDGE_CASES
+    with pytest.MonkeyPatch.context() as patch:
+        _scikit_learn_only(patch)
+        before = TextClassifier(mode, search=False, n_jobs=1).fit(texts, labels)
+        before_scores = before.predict_scores(new_texts)
+        before_explained = before.explain(new_texts[:5], [[before.labels_[0]]] * 5)
+        before.save(tmp_path / "before")  # a model saved before fast_tfidf existed
+    model = TextClassifier(mode, search=False, n_jobs=1).fit(texts, labels)
+    np.testing.assert_array_equal(model.weights_, before.weights_)
+    np.testing.assert_array_equal(model.intercept_, before.intercept_)
+    for name, vec in model.vectorizers_.items():
+        assert_same_fit(vec, before.vectorizers_[name])
+    np.testing.assert_array_equal(model.predict_scores(new_texts), before_scores)
+    loaded = load_model(tmp_path / "before")
+    np.testing.assert_array_equal(loaded.predict_scores(new_texts), before_scores)
+    assert loaded.explain(new_texts[:5], [[loaded.labels_[0]]] * 5) == before_explained
+    reloaded = load_model(model.save(tmp_path / "after"))
+    np.testing.assert_array_equal(reloaded.predict_scores(new_texts), before_scores)
+    assert_same(reloaded.transform(new_texts), before.transform(new_texts))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["ag_news", "20newsgroups"])
+def test_identical_on_the_shared_datasets(dataset):
+    csv.field_size_limit(2**31 - 1)
+    with open(shared_dataset(dataset) / "test.csv", encoding="utf-8", newline="") as fp:
+        texts = [text for _, text in csv.reader(fp)][:2000]  # scikit-learn is slow on 20newsgroups posts
+    half = len(texts) // 2
+    for params in (WORD, CHAR):
+        reference = TfidfVectorizer(min_df=2, **params)
+        fast = clone(reference)
+        assert_same(fast_tfidf.fit_transform(fast, texts[:half]), reference.fit_transform(texts[:half]))
+        assert_same_fit(fast, reference)
+        assert_same(fast_tfidf.transform({"x": fast}, texts)["x"], reference.transform(texts))
