@@ -233,10 +233,12 @@ def load_training_data(
         errors.extend(result.issues)
         n_bytes += result.n_bytes
     warnings: list[Issue] = []
+    files = ", ".join(names[:3]) + (f" and {len(names) - 3} more files" if len(names) > 3 else "")
     if test_set and not data and not errors:  # nothing to evaluate on: say so before evaluation fails
-        files = ", ".join(names[:3]) + (f" and {len(names) - 3} more files" if len(names) > 3 else "")
         errors.append(Issue("", None, f"expected at least one test document; found none in {files}"))
-    if not test_set:
+    elif not data and not errors:  # empty files (or only blank lines): a class count would not say which
+        errors.append(Issue("", None, f"expected at least one training document; found none in {files}"))
+    elif not test_set:
         size_errors, warnings = _size_issues(data, config)
         errors += _limit_errors(data, n_bytes, config) + size_errors
         warnings += _delimiter_warning(data, config)

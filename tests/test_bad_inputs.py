@@ -155,8 +155,8 @@ def test_18_test_set_missing_a_training_label_warns_and_strict_refuses():
 
 
 def test_19_empty_training_file():
-    assert load_error({"train.csv": b""}) == ["expected at least 2 distinct classes; found 0"]
-    assert load_error({"train.csv": b"\n\r\n\n"}) == ["expected at least 2 distinct classes; found 0"]
+    assert load_error({"train.csv": b""}) == ["expected at least one training document; found none in train.csv"]
+    assert load_error({"train.csv": b"\n\r\n\n"}) == ["expected at least one training document; found none in train.csv"]
 
 
 def test_20_empty_test_file_is_an_error_before_evaluation():

@@ -303,7 +303,7 @@ def test_one_class():
 
 
 def test_no_rows_and_multilabel_wording():
-    assert load_error({"a.csv": ""}) == ["expected at least 2 distinct classes; found 0"]
+    assert load_error({"a.csv": ""}) == ["expected at least one training document; found none in a.csv"]
     assert load_error({"a.csv": "x,y\n"}, MULTI_LABEL)[0] == "expected at least 2 distinct labels; found 1 ('x')"
 
 
