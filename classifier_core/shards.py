@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from classifier_core.config import LABEL_THRESHOLD, MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
+from classifier_core.config import LABEL_THRESHOLD, MAX_DOCUMENT_BYTES_PER_FILE, InputFormat, Mode
 from classifier_core.documents import Document, batched, read_file_document, read_lines
 from classifier_core.inference import classify_documents
 from classifier_core.model import TextClassifier
-from classifier_core.predictions import write_jsonl
+from classifier_core.predictions import encode_predictions, write_jsonl
 
 SCAN_CHUNK = 8 << 20
 MAX_FILES_PER_SHARD = 1_000
@@ -237,22 +237,35 @@ def classify_shard(model: TextClassifier, documents: Iterator[Document], out: Bi
     ``between_batches(documents so far)`` runs after each batch (progress, stop requests).
     """
     result = ShardResult(index, class_counts=dict.fromkeys(model.labels_, 0))
+    multi_label = model.mode is Mode.MULTI_LABEL
     for batch in batched(documents, batch_size):
-        records = classify_documents(model, batch, explain)
-        buffer = io.BytesIO()
-        write_jsonl(records, buffer)
-        out.write(buffer.getvalue())
-        result.bytes += buffer.tell()
-        result.documents += len(records)
-        for record in records:
-            if "ErrorCode" in record:
-                result.errors += 1
-            elif "Classes" in record:
-                result.class_counts[record["Classes"][0]["Name"]] += 1
-            else:
-                for label in record["Labels"]:
-                    if label["Score"] >= LABEL_THRESHOLD:
-                        result.class_counts[label["Name"]] += 1
+        if explain:
+            jsonl, errors, counts = _explained_batch(model, batch)
+        else:
+            scores = model.predict_scores([d.text for d in batch if d.error is None])
+            jsonl, errors, counts = encode_predictions(batch, model.labels_, scores, multi_label)
+        out.write(jsonl)
+        result.bytes += len(jsonl)
+        result.documents += len(batch)
+        result.errors += errors
+        for name, count in zip(model.labels_, counts):
+            result.class_counts[name] += int(count)
         if between_batches is not None:
             between_batches(result.documents)
     return result
+
+
+def _explained_batch(model: TextClassifier, batch: list[Document]) -> tuple[bytes, int, list[int]]:
+    """The general path, with Explanations: one record dict per document."""
+    records = classify_documents(model, batch, explain=True)
+    buffer = io.BytesIO()
+    write_jsonl(records, buffer)
+    position = {name: i for i, name in enumerate(model.labels_)}
+    counts = [0] * len(model.labels_)
+    for record in records:
+        if "Classes" in record:
+            counts[position[record["Classes"][0]["Name"]]] += 1
+        for label in record.get("Labels", []):
+            if label["Score"] >= LABEL_THRESHOLD:
+                counts[position[label["Name"]]] += 1
+    return buffer.getvalue(), sum("ErrorCode" in r for r in records), counts

@@ -11,6 +11,7 @@ import pytest
 
 from classifier_core.documents import Document, DocumentError
 from classifier_core.predictions import (
+    encode_predictions,
     multi_class_record,
     multi_label_record,
     package_tar_gz,
@@ -227,3 +228,51 @@ def test_package_tar_gz_failure_keeps_previous_archive(tmp_path):
         package_tar_gz([("a", tmp_path / "missing")], archive)
     assert archive.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tar.gz"]
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+@pytest.mark.parametrize("n_labels", [1, 2, 3, 5, 40])
+def test_encode_predictions_writes_the_bytes_of_the_records(multi_label, n_labels):
+    """The job's fast encoder against the general path: ties after rounding (ordered by name),
+    scores next to a rounding half, scores around 0.5, unicode names and files, error records."""
+    rng = np.random.default_rng(n_labels)
+    labels = sorted([f"l\u00e9bel-{i}" for i in range(n_labels - 1)] + ['quo"te'])
+    documents, rows = [], []
+    for i in range(400):
+        if i % 37 == 5:
+            documents.append(Document("f\u00fc.txt", i, None, DocumentError.EMPTY_DOCUMENT, "document is empty"))
+            continue
+        documents.append(Document("f\u00fc.txt" if i < 200 else "b.txt", i if i % 3 else None, "text"))
+        kind = i % 4
+        if kind == 0:
+            row = rng.random(n_labels)
+        elif kind == 1:  # equal after rounding, different before
+            row = np.full(n_labels, 0.25) + rng.random(n_labels) * 4e-7
+        elif kind == 2:  # exactly on and next to rounding halves, and around the 0.5 threshold
+            row = rng.choice([0.0000005, 0.1234565, 0.4999995, 0.49999949, 0.5, 0.5000004, 1.0, 0.0], n_labels)
+        else:
+            row = rng.dirichlet(np.ones(n_labels))
+        rows.append(row)
+    scores = np.array(rows)
+    expected = io.BytesIO()
+    records = prediction_records(documents, labels, scores, multi_label)
+    write_jsonl(records, expected)
+    jsonl, errors, counts = encode_predictions(documents, labels, scores, multi_label)
+    assert jsonl == expected.getvalue()
+    assert errors == sum("ErrorCode" in r for r in records) > 0
+    field = "Labels" if multi_label else "Classes"
+    tally = dict.fromkeys(labels, 0)
+    for record in records:
+        for entry in record.get(field, [])[: None if multi_label else 1]:
+            if not multi_label or entry["Score"] >= 0.5:
+                tally[entry["Name"]] += 1
+    assert dict(zip(labels, counts.tolist())) == tally
+
+
+def test_encode_predictions_refuses_what_the_records_refuse():
+    documents = [Document("a.txt", 0, "x"), Document("a.txt", 1, "y")]
+    with pytest.raises(ValueError, match="expected 2 score rows"):
+        encode_predictions(documents, ["a", "b"], np.zeros((1, 2)), False)
+    with pytest.raises(ValueError):
+        encode_predictions(documents, ["a", "b"], np.array([[0.5, np.nan], [0.5, 0.5]]), False)
+    assert encode_predictions([], ["a"], None, False)[:2] == (b"", 0)

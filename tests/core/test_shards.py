@@ -147,3 +147,20 @@ def test_classified_shards_concatenate_to_the_serial_bytes(tmp_path):
     for name in model.labels_:
         assert sum(r.class_counts[name] for r in results) == one.class_counts[name]
     assert sum(one.class_counts.values()) == 699
+
+
+def test_explanations_take_the_general_path_with_the_same_counts(tmp_path):
+    rows = multi_class_rows(300)
+    model = TextClassifier(search=False).fit([t for _, t in rows], [(label,) for label, _ in rows])
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(t for _, t in multi_class_rows(300, seed=8)) + "\n\n", encoding="utf-8")
+    shard = plan_shards([(str(path), "in.txt", path.stat().st_size)], LINE, 1 << 20, _opener)[0]
+    plain, explained = io.BytesIO(), io.BytesIO()
+    a = classify_shard(model, shard_documents(shard, LINE, _opener), plain, batch_size=64)
+    b = classify_shard(model, shard_documents(shard, LINE, _opener), explained, batch_size=64, explain=True)
+    assert (a.documents, a.errors, a.class_counts) == (b.documents, b.errors, b.class_counts) == (301, 1, a.class_counts)
+    for x, y in zip(plain.getvalue().splitlines(), explained.getvalue().splitlines()):
+        x, y = json.loads(x), json.loads(y)
+        assert "Explanations" in y or "ErrorCode" in y
+        y.pop("Explanations", None)
+        assert x == y
