@@ -95,8 +95,11 @@ def _prefect_server(env: dict, home: Path) -> subprocess.Popen:
     raise RuntimeError("the Prefect server did not start")
 
 
-def _measured(command: list[str], env: dict, rss_file: Path) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Runs command; returns (wall s, peak RSS MB of the command and its children, the result)."""
+def _measured(command: list[str], env: dict, rss_file: Path) -> tuple[float, float, float, subprocess.CompletedProcess]:
+    """Runs command; returns (wall s, peak RSS MB of its largest process, peak RSS MB of all its
+    processes together, sampled every 0.1 s, the result)."""
+    import psutil  # distributed's dependency
+
     if Path("/usr/bin/time").is_file():
         wrapped = ["/usr/bin/time", "-v", "-o", str(rss_file), *command]
     else:  # own process: RUSAGE_CHILDREN then covers this one command only
@@ -104,10 +107,21 @@ def _measured(command: list[str], env: dict, rss_file: Path) -> tuple[float, flo
                    "open(sys.argv[1], 'w').write('Maximum resident set size (kbytes): %d' % "
                    "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)", str(rss_file), *command]
     start = time.perf_counter()
-    result = subprocess.run(wrapped, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(wrapped, env=env, stdout=out, stderr=err, text=True)
+        tree_peak, parent = 0, psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                tree_peak = max(tree_peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+        seconds = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        result = subprocess.CompletedProcess(wrapped, process.returncode, out.read(), err.read())
     found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", rss_file.read_text())
-    return seconds, int(found.group(1)) / 1024 if found else float("nan"), result
+    return seconds, int(found.group(1)) / 1024 if found else float("nan"), tree_peak / 2**20, result
 
 
 def _train_docclass(env: dict, name: str, training_csv: Path) -> None:
@@ -148,21 +162,23 @@ def run_input(name: str, uri: Path, per_line: bool, classifier: str, model, env:
     command = [str(BIN / "docclass"), "classify", "--classifier", classifier, "--input-uri",
                str(uri) + ("" if per_line else "/"), "--input-format",
                "ONE_DOC_PER_LINE" if per_line else "ONE_DOC_PER_FILE", "--output-uri", str(out)]
-    seconds, rss_mb, result = _measured(command, env, home / "rss.txt")
+    seconds, rss_mb, tree_mb, result = _measured(command, env, home / "rss.txt")
     shutil.rmtree(out, ignore_errors=True)
     describe = json.loads(result.stdout) if result.returncode == 0 else {}
     if (describe.get("JobStatus") != "COMPLETED" or int(describe.get("NumberOfDocuments", -1)) != expected
             or int(describe.get("NumberOfDocumentErrors", -1)) != 0):
         raise SystemExit(f"{name}: the job did not classify all {expected} documents (exit {result.returncode})\n"
                          f"{result.stdout}\n{result.stderr[-3000:]}")
-    rate = re.findall(r"classified \d+ documents, \d+ errors \((\d+) docs/s\)", result.stderr)
-    _log(f"[{name}] docclass classify: {seconds:.1f} s, {expected / seconds:.0f} docs/s, peak RSS {rss_mb:.0f} MB"
-         + (f" (classify task alone: {rate[-1]} docs/s)" if rate else ""))
+    rate = re.findall(r"\d+/\d+ shards, \d+ documents \((\d+) docs/s\)", result.stderr)
+    _log(f"[{name}] docclass classify: {seconds:.1f} s, {expected / seconds:.0f} docs/s, peak RSS {rss_mb:.0f} MB "
+         f"(largest process), {tree_mb:.0f} MB (all processes)"
+         + (f"; shards alone: {rate[-1]} docs/s" if rate else ""))
     ft_docs, ft_seconds, ft_predict = _fasttext_predict(model, inputs, per_line)
     assert ft_docs == expected, (ft_docs, expected)
     _log(f"[{name}] fastText read + predict: {ft_seconds:.2f} s ({ft_predict:.2f} s predict), "
          f"{expected / ft_seconds:.0f} docs/s")
     return {"documents": expected, "megabytes": megabytes, "docclass_seconds": seconds, "peak_rss_mb": rss_mb,
+            "peak_tree_rss_mb": tree_mb,
             "classify_task_docs_per_s": int(rate[-1]) if rate else None, "fasttext_seconds": ft_seconds,
             "fasttext_predict_seconds": ft_predict, "ratio": ft_seconds / seconds}
 
@@ -171,13 +187,14 @@ def print_table(results: dict) -> None:
     print(f"docclass classify end to end (CLI child process incl. Python start-up, model load, output.tar.gz; "
           f"one shared Prefect server) vs fastText 0.9.2 in-process read + predict (epoch "
           f"{FASTTEXT_PARAMS['epoch']}, {FASTTEXT_PARAMS['thread']} threads), {os.cpu_count()} cores.\n")
-    print("| input | documents | MB | docclass wall s | docclass docs/s | docclass MB/s | peak RSS MB "
-          "| fastText docs/s | ratio docclass/fastText |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| input | documents | MB | docclass wall s | docclass docs/s | shards alone docs/s | docclass MB/s "
+          "| peak RSS MB, largest process | peak RSS MB, all processes | fastText docs/s | ratio docclass/fastText |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['documents']} | {r['megabytes']:.1f} | {r['docclass_seconds']:.1f} | "
-              f"{r['documents'] / r['docclass_seconds']:.0f} | {r['megabytes'] / r['docclass_seconds']:.2f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['documents'] / r['fasttext_seconds']:.0f} | {r['ratio']:.3f}x |")
+              f"{r['documents'] / r['docclass_seconds']:.0f} | {r['classify_task_docs_per_s'] or '-'} | "
+              f"{r['megabytes'] / r['docclass_seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['peak_tree_rss_mb']:.0f} | "
+              f"{r['documents'] / r['fasttext_seconds']:.0f} | {r['ratio']:.3f}x |")
     print()
     for name, r in results.items():
         print(f"- {name}: end to end >= {GOAL_RATIO:.1f}x fastText: {'yes' if r['ratio'] >= GOAL_RATIO else 'no'} "
