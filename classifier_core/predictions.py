@@ -17,6 +17,8 @@ from classifier_core.config import LABEL_THRESHOLD, MIN_LABELS_LISTED, TOP_CLASS
 from classifier_core.documents import Document
 
 SCORE_DECIMALS = 6
+# gzip's own default: tarfile's 9 is 3x slower on predictions.jsonl for a 4% smaller archive.
+GZIP_LEVEL = 6
 
 
 def multi_class_record(labels: Sequence[str], scores: np.ndarray) -> dict[str, Any]:
@@ -219,7 +221,7 @@ def package_tar_gz(members: Sequence[tuple[str, str | Path]], archive_path: str 
     _check_arcnames([arcname for arcname, _ in members])
     partial = f"{os.fspath(archive_path)}.partial"
     try:
-        with tarfile.open(partial, "w:gz") as tar:
+        with tarfile.open(partial, "w:gz", compresslevel=GZIP_LEVEL) as tar:
             for arcname, path in members:
                 tar.add(path, arcname=arcname, recursive=False, filter=_normalized)
         os.replace(partial, archive_path)
@@ -244,7 +246,7 @@ def package_stream_tar_gz(arcname: str, size: int, fileobj: BinaryIO, archive_pa
     info.mtime = int(time.time())
     partial = f"{os.fspath(archive_path)}.partial"
     try:
-        with tarfile.open(partial, "w:gz") as tar:
+        with tarfile.open(partial, "w:gz", compresslevel=GZIP_LEVEL) as tar:
             tar.addfile(info, fileobj)
         os.replace(partial, archive_path)
     except BaseException:

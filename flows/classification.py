@@ -78,7 +78,7 @@ def start_document_classification_job(request: StartDocumentClassificationJobReq
             if request.OnlyNewDocuments:
                 inputs = skip_classified_inputs(inputs, ledger_uri(request.InputDataConfig.S3Uri, request.OutputDataConfig.S3Uri))
             plan = plan_job_shards(inputs, input_format, staging, workers, work)
-        runner = shard_task_runner(request.DaskAddress, workers, len(plan.shards))
+        runner = shard_task_runner(request.DaskAddress, workers, len(plan.shards), plan.total_bytes)
         results = classify_shards.with_options(task_runner=runner)(
             plan.shards, classifier, input_format, staging, job_id, flow_run.id, request.Explain,
         ) if plan.shards else []
@@ -112,14 +112,20 @@ def classify_shards(
     return sorted((future.result() for future in futures), key=lambda result: result.index)
 
 
-def shard_task_runner(dask_address: str | None, workers: int, shards: int):
+# Below this much input a pool's start (a few seconds: each process imports Prefect and
+# scikit-learn and loads the model) costs more than the other cores save.
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+def shard_task_runner(dask_address: str | None, workers: int, shards: int, total_bytes: int):
     """Where shards run: the Dask cluster at ``dask_address``; else a pool of ``workers``
-    processes on this machine; a single shard or worker runs in this process (no pool to start)."""
+    processes on this machine; a small job, a single shard or worker runs in this process."""
     if dask_address:
         from prefect_dask import DaskTaskRunner
 
         return DaskTaskRunner(address=dask_address)
-    if min(workers, shards) > 1:
+    parallel_min_bytes = int(os.environ.get("DOCCLASS_PARALLEL_MIN_BYTES") or PARALLEL_MIN_BYTES)
+    if min(workers, shards) > 1 and total_bytes >= parallel_min_bytes:
         return ProcessPoolTaskRunner(max_workers=min(workers, shards))
     return ThreadPoolTaskRunner(max_workers=1)
 

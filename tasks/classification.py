@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from classifier_core.errors import DocclassError
 from classifier_core.model import TextClassifier, load_model
 from classifier_core.predictions import package_stream_tar_gz
 from classifier_core.shards import Shard, ShardResult, classify_shard, plan_shards, shard_bytes_for, shard_documents
-from tasks import registry, storage
+from tasks import storage
 from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
 
@@ -63,7 +64,7 @@ class JobPlan:
 
     input_uris: list[str]
     shards: list[Shard]
-    resumed: bool = False
+    total_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ class ClassificationCounts:
     documents: int
     errors: int
     class_counts: dict[str, int]
-    bytes: int
 
 
 def staging_uri(output_root: str, job_id: str) -> str:
@@ -86,6 +86,8 @@ def shard_uri(staging: str, index: int, suffix: str) -> str:
 @task(name="resolve-classifier", **IO_RETRIES)
 def resolve_classifier(reference: str, work_dir: Path) -> ResolvedClassifier:
     """Finds NAME[:VERSION|@ALIAS] (default alias champion) in the registry and downloads it."""
+    from tasks import registry  # imported where needed: shard processes then skip MLflow (~120 MB, 2 s)
+
     registry.configure(docclass_home())
     registry.check_reachable()
     version = registry.resolve(registry.ModelRef.parse(reference))
@@ -186,7 +188,7 @@ def read_job_plan(staging: str) -> JobPlan | None:
     if not storage.exists(uri):
         return None
     data = json.loads(storage.read_bytes(uri))
-    plan = JobPlan(data["Inputs"], [Shard.from_dict(s) for s in data["Shards"]], resumed=True)
+    plan = JobPlan(data["Inputs"], [Shard.from_dict(s) for s in data["Shards"]], data.get("TotalBytes", 0))
     get_run_logger().info("resuming: %d input object(s) in %d shard(s), planned by an earlier run", len(plan.input_uris), len(plan.shards))
     return plan
 
@@ -200,11 +202,11 @@ def plan_job_shards(input_uris: list[str], input_format: InputFormat, staging: s
     size = int(os.environ.get("DOCCLASS_SHARD_BYTES") or 0) or shard_bytes_for(total, workers)
     shards = plan_shards(objects, input_format, size, storage.open_input)
     plan = {"Inputs": input_uris, "InputFormat": InputFormat(input_format).value, "ShardBytes": size,
-            "Shards": [shard.as_dict() for shard in shards]}
+            "TotalBytes": total, "Shards": [shard.as_dict() for shard in shards]}
     storage.publish_bytes(json.dumps(plan).encode("utf-8"), storage.join(staging, PLAN), work_dir)
     get_run_logger().info("%d input object(s), %.1f MB, in %d shard(s) of about %.1f MB",
                           len(objects), total / 1e6, len(shards), size / 1e6)
-    return JobPlan(input_uris, shards)
+    return JobPlan(input_uris, shards, total)
 
 
 _MODELS: dict[str, TextClassifier] = {}
@@ -217,6 +219,8 @@ def _model(classifier: ResolvedClassifier) -> TextClassifier:
     if key not in _MODELS:
         model_dir = Path(classifier.model_dir)
         if not model_dir.is_dir():
+            from tasks import registry
+
             registry.configure(docclass_home())
             version = registry.resolve(registry.ModelRef.parse(key))
             model_dir = registry.download_model_dir(version, docclass_home() / "models" / classifier.name / classifier.version)
@@ -241,7 +245,7 @@ def classify_job_shard(
         logger.info("shard %d: already classified by an earlier run (%d documents)", shard.index, result.documents)
         return result
     model = _model(classifier)
-    stop = _StopWatch(flow_run_id)
+    stop, started = _StopWatch(flow_run_id), time.monotonic()
     local = docclass_home() / "work" / job_id / f"shard-{shard.index:06d}.{os.getpid()}.jsonl"
     local.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -252,6 +256,8 @@ def classify_job_shard(
     finally:
         local.unlink(missing_ok=True)
     storage.publish_bytes(json.dumps(result.as_dict()).encode("utf-8"), done_uri, local.parent)
+    logger.info("shard %d: %d documents, %d errors, %.1f s, in process %d on %s", shard.index, result.documents,
+                result.errors, time.monotonic() - started, os.getpid(), socket.gethostname())
     return result
 
 
@@ -321,8 +327,7 @@ def total_counts(results: list[ShardResult], labels: tuple[str, ...] = ()) -> Cl
     for result in results:
         for name, count in result.class_counts.items():
             class_counts[name] = class_counts.get(name, 0) + count
-    return ClassificationCounts(sum(r.documents for r in results), sum(r.errors for r in results), class_counts,
-                                sum(r.bytes for r in results))
+    return ClassificationCounts(sum(r.documents for r in results), sum(r.errors for r in results), class_counts)
 
 
 @task(name="publish-job-summary", **IO_RETRIES)

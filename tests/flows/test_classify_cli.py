@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import tarfile
@@ -222,10 +223,13 @@ def test_a_job_on_two_workers_writes_exactly_what_one_worker_writes(cli, tmp_pat
     for workers in ("1", "2"):
         if workers == "2":
             monkeypatch.setenv("DOCCLASS_SHARD_BYTES", "20000")
+            monkeypatch.setenv("DOCCLASS_PARALLEL_MIN_BYTES", "1")  # a pool, however small the job
         result = cli("classify", "--classifier", "tickets", "--input-uri", f"{inputs}/", "--output-uri",
                      str(tmp_path / f"out{workers}"), "--workers", workers)
         assert result.code == 0, result.stderr
         assert ("shard(s) of about 0.0 MB" in result.stderr) is (workers == "2")
+        processes = set(re.findall(r"documents, \d+ errors, [\d.]+ s, in process (\d+)", result.stderr))
+        assert len(processes) == int(workers)  # the pool's two processes each classified shards
         assert not list((tmp_path / f"out{workers}").rglob("staging"))
         assert result.json()["NumberOfDocuments"] == 5500
         with tarfile.open(result.json()["OutputDataConfig"]["S3Uri"], "r:gz") as tar:
