@@ -45,7 +45,7 @@ def test_aws_credentials_appear_nowhere_docclass_writes(cli, s3, prefect_server,
 
     seen = [trained.stdout, trained.stderr, job.stdout, job.stderr, bad.stdout, bad.stderr]
     seen += _prefect_records(prefect_server, trained.json()["TrainingJobId"], job.json()["JobId"])
-    seen += _mlflow_records("secure")
+    seen += _mlflow_records("secure", monkeypatch)
     fs.invalidate_cache()
     for uri in (trained.json()["OutputDataConfig"]["S3Uri"], job.json()["OutputDataConfig"]["S3Uri"]):
         archive = tmp_path / f"{uuid.uuid4().hex}.tar.gz"
@@ -74,13 +74,15 @@ def _prefect_records(api: str, *flow_run_ids: str) -> list[str]:
             + [log.message for log in logs] + [json.dumps(a.data) + (a.description or "") for a in artifacts])
 
 
-def _mlflow_records(name: str) -> list[str]:
+def _mlflow_records(name: str, monkeypatch) -> list[str]:
+    """Through the environment, not registry.configure: mlflow.set_tracking_uri would export
+    MLFLOW_TRACKING_URI to every later test's child processes."""
     from mlflow.tracking import MlflowClient
 
-    from tasks import registry
+    from tasks.registry import default_tracking_uri
     from tasks.settings import docclass_home
 
-    registry.configure(docclass_home())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", default_tracking_uri(docclass_home()))
     client = MlflowClient()
     model = client.get_registered_model(name)
     records = [json.dumps(model.tags), model.description or ""]
