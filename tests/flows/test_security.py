@@ -110,3 +110,16 @@ def test_uris_with_credentials_are_refused_without_echoing_them(uri):
                                               OutputDataConfig={"S3Uri": "out/"})
     message = info.value.errors()[0]["msg"]
     assert "expected a URI without credentials" in message and uri not in message
+
+
+@pytest.mark.parametrize("reference", ["/tmp/model", "../models/x", "file:///tmp/model", "s3://bucket/model.joblib"])
+def test_a_model_is_loaded_only_from_the_configured_registry(cli, reference):
+    """Models are pickles: a path or URI in place of a registered name is refused before anything
+    is read, for jobs, one-off classification and the server alike."""
+    for args in (("classify-text", "--classifier", reference, "hello"),
+                 ("serve", "--classifier", reference, "--port", "1"),
+                 ("classify", "--classifier", reference, "--input-uri", "in.txt")):
+        result = cli(*args)
+        refused = result.code == 2 and "expected" in result.stderr  # not a name: refused as bad usage
+        unknown = result.code == 1 and "not found in the registry" in result.stderr  # a name nobody registered
+        assert refused or unknown, (args, result.code, result.stderr[-500:])
