@@ -7,7 +7,7 @@ export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup demo server test test-fast bench bench-realtime bench-accuracy bench-throughput clean
+.PHONY: setup demo server test test-fast bench bench-realtime bench-accuracy bench-throughput bench-train-scale clean
 
 setup: $(STAMP)
 
@@ -33,7 +33,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 # Benchmarks read ../shared/data and are not part of the test suite.
-bench: bench-realtime bench-accuracy bench-throughput
+bench: bench-realtime bench-accuracy bench-throughput bench-train-scale
 
 # wrk, a C load generator, keeps the load off Python; it is a Debian package.
 bench-realtime: setup
@@ -49,6 +49,10 @@ bench-accuracy: setup
 bench-throughput: setup
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[bench]'
 	$(PY) benchmarks/throughput.py
+
+# docclass train on 100k and 1M AG-News-length documents: time, peak memory, accuracy (several minutes).
+bench-train-scale: setup
+	$(PY) benchmarks/train_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -34,6 +34,7 @@ from classifier_core import fast_tfidf
 from classifier_core.config import LABEL_THRESHOLD, Mode
 from classifier_core.errors import ModelError
 from classifier_core.metrics import indicator_matrix
+from classifier_core.out_of_core import fit_out_of_core
 from classifier_core.selection import (
     MULTI_CLASS_CANDIDATES,
     MULTI_LABEL_CANDIDATES,
@@ -48,6 +49,9 @@ MODEL_FORMAT = "docclass-model/2"
 _MODEL_FILE = "model.joblib"
 _METADATA_FILE = "metadata.json"
 MIN_DOCUMENTS_FOR_SEARCH = 50
+# Characters of training text (~130k news articles) above which fit goes out of core: in memory,
+# training peaks at about 110 bytes per character (feature matrices and the solver's copy).
+OUT_OF_CORE_THRESHOLD = 30_000_000
 
 
 class TextClassifier(BaseEstimator):
@@ -65,6 +69,8 @@ class TextClassifier(BaseEstimator):
         min_df: minimum document frequency of a feature (1 for tiny corpora).
         random_state: seed of the validation split.
         n_jobs: processes fitting the per-label models of MULTI_LABEL (-1: all cores).
+        out_of_core_threshold: characters of training text above which ``fit`` streams the data
+            in bounded memory (classifier_core.out_of_core) rather than building the feature matrix.
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class TextClassifier(BaseEstimator):
         min_df: int = 2,
         random_state: int = 0,
         n_jobs: int | None = -1,
+        out_of_core_threshold: int = OUT_OF_CORE_THRESHOLD,
     ):
         self.mode = mode
         self.search = search
@@ -86,11 +93,14 @@ class TextClassifier(BaseEstimator):
         self.min_df = min_df
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.out_of_core_threshold = out_of_core_threshold
 
     def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]]) -> TextClassifier:
         """Chooses, calibrates and fits on texts and their labels (one per document in MULTI_CLASS)."""
         started = time.monotonic()
         texts = list(texts)
+        if sum(map(len, texts)) > self.out_of_core_threshold:
+            return fit_out_of_core(self, texts, labels)
         self.labels_ = sorted({label for doc_labels in labels for label in doc_labels})
         target = indicator_matrix(labels, self.labels_)
         candidates = list(self.candidates or (MULTI_CLASS_CANDIDATES if self.mode is Mode.MULTI_CLASS else MULTI_LABEL_CANDIDATES))
