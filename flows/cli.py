@@ -265,7 +265,14 @@ def _load(reference: str):
 def _classify_text(args: argparse.Namespace) -> int:
     from classifier_core.inference import classify_texts
 
+    from classifier_core.config import MAX_REALTIME_TEXT_BYTES
+    from classifier_core.errors import DocclassError
+
     text = args.text if args.text is not None else sys.stdin.read()
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_REALTIME_TEXT_BYTES:  # ClassifyDocument's limit, as `serve` applies it
+        raise DocclassError(f"expected a text of at most {MAX_REALTIME_TEXT_BYTES} bytes (UTF-8), the real-time "
+                            f"limit; found {size}; classify longer documents with a job (docclass classify)")
     _, model = _load(args.classifier)
     result = classify_texts(model, [text], explain=args.explain)[0]
     _print_json(result)

@@ -274,6 +274,13 @@ def test_31_invalid_classifier_reference_is_bad_usage_and_starts_no_job(capsys, 
     assert not (tmp_path / "out").exists()
 
 
+def test_56_classify_text_over_10_kb_is_refused_before_loading_anything(capsys):
+    code, stderr = cli_in_process(capsys, "classify-text", "--classifier", "anything", "é" * 5121)
+    assert code == 1
+    assert stderr.strip() == ("docclass: error: expected a text of at most 10240 bytes (UTF-8), the real-time limit; "
+                              "found 10242; classify longer documents with a job (docclass classify)")
+
+
 # --- End to end: one trained classifier, then every command below, three at a time ---------------------
 
 
