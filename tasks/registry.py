@@ -116,13 +116,18 @@ def register_classifier(
     """
     client = MlflowClient()
     version_name = describe.get("VersionName")
+    experiment_id = _experiment_id(name, home)
+    job_id = describe.get("TrainingJobId", "")
+    done = _earlier_attempt(client, name, experiment_id, job_id)
+    if done is not None:  # a retry after the registration completed but its answer was lost
+        return done
     ensure_version_name_free(name, version_name)
-    with mlflow.start_run(experiment_id=_experiment_id(name, home), run_name=version_name or None) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=version_name or None):
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         mlflow.log_metrics(metrics)
         for path in artifacts:
             mlflow.log_artifact(str(path))
-        mlflow.set_tags({**tags, "docclass.training_job_id": describe.get("TrainingJobId", "")})
+        mlflow.set_tags({**tags, JOB_TAG: job_id})
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(_PYFUNC_FILE),
@@ -140,8 +145,33 @@ def register_classifier(
             path = Path(tmp) / DESCRIBE_ARTIFACT
             path.write_text(json.dumps({**describe, "ModelVersion": str(version.version)}, indent=2), encoding="utf-8")
             mlflow.log_artifact(str(path))
-        mlflow.set_tag("docclass.model_version", str(version.version))
+        mlflow.set_tag(DONE_TAG, str(version.version))
     return client.get_model_version(name, version.version)
+
+
+JOB_TAG, DONE_TAG = "docclass.training_job_id", "docclass.model_version"
+
+
+def _earlier_attempt(client: MlflowClient, name: str, experiment_id: str, job_id: str) -> ModelVersion | None:
+    """Makes registering a training job idempotent, for the task's retries.
+
+    An earlier attempt that finished (its run carries DONE_TAG) is returned as is. One that
+    failed half way (the registry became unreachable, the process died) may have left a run and
+    even a model version without its tags, alias or describe file: that version is deleted and
+    the run marked FAILED, so a retry registers exactly one complete version.
+    """
+    if not job_id:
+        return None
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{JOB_TAG}` = '{job_id}'")
+    for run in runs:
+        if run.data.tags.get(DONE_TAG):
+            return client.get_model_version(name, run.data.tags[DONE_TAG])
+    for run in runs:
+        for version in client.search_model_versions(f"name='{name}' and run_id='{run.info.run_id}'"):
+            client.delete_model_version(name, version.version)
+        if run.info.status != "FAILED":
+            client.set_terminated(run.info.run_id, status="FAILED")
+    return None
 
 
 def ensure_version_name_free(name: str, version_name: str | None) -> None:
