@@ -28,13 +28,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from _harness import prefect_server  # benchmarks/ is on sys.path when a script here runs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -69,30 +69,6 @@ def _write_files(texts: list[str], count: int, folder: Path) -> Path:
     for i, text in enumerate(itertools.islice(itertools.cycle(texts), count)):
         (folder / f"doc{i:06d}.txt").write_text(text, encoding="utf-8")
     return folder
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _prefect_server(env: dict, home: Path) -> subprocess.Popen:
-    """Starts one Prefect server for every job; sets PREFECT_API_URL in env."""
-    port = _free_port()
-    process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                                "--analytics-off"], env={**env, "PREFECT_HOME": str(home / "prefect")},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
-                if response.status == 200:
-                    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-                    return process
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)
-    raise RuntimeError("the Prefect server did not start")
 
 
 def _measured(command: list[str], env: dict, rss_file: Path) -> tuple[float, float, float, subprocess.CompletedProcess]:
@@ -232,7 +208,7 @@ def main() -> int:
         env = {**os.environ, "DOCCLASS_HOME": str(home / "home"), "DO_NOT_TRACK": "true",
                "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("MLFLOW_TRACKING_URI", None)
-        server = _prefect_server(env, home)
+        server = prefect_server(env, home)
         try:
             ag_csv = DATA / "ag_news" / "test.csv"
             ag_rows = _rows(ag_csv)

@@ -38,14 +38,14 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from _harness import prefect_server  # benchmarks/ is on sys.path when a script here runs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -96,30 +96,6 @@ def write_training(pool: list[tuple[str, str]], size: int, dropout: float, path:
             written += min(len(order), size - written)
             copy += 1
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _prefect_server(env: dict, home: Path) -> subprocess.Popen:
-    """Starts one Prefect server for every run; sets PREFECT_API_URL in env."""
-    port = _free_port()
-    process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                                "--analytics-off"], env={**env, "PREFECT_HOME": str(home / "prefect")},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
-                if response.status == 200:
-                    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-                    return process
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)
-    raise RuntimeError("the Prefect server did not start")
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -310,7 +286,7 @@ def main() -> int:
         env = {**os.environ, "DOCCLASS_HOME": str(home / "home"), "DO_NOT_TRACK": "true",
                "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("MLFLOW_TRACKING_URI", None)
-        server = _prefect_server(env, home)
+        server = prefect_server(env, home)
         try:
             for size in sizes:
                 train_csv = write_training(pool, size, args.dropout, home / f"train-{size}.csv")
