@@ -17,6 +17,7 @@ from classifier_core.config import InputFormat as InputFormatEnum
 from classifier_core.config import Mode as ModeEnum
 from classifier_core.errors import InvalidNameError
 from classifier_core.names import validate_name, validate_tags
+from tasks.storage import redact
 
 
 class Tag(BaseModel):
@@ -36,7 +37,7 @@ TagList = Annotated[list[Tag], AfterValidator(_valid_tags)]
 def _no_credentials(value: str) -> str:
     """A URI carrying a user or password would be stored as given in Prefect's flow run
     parameters (and shown in its UI) and in MLflow's tags: refuse it, without echoing it."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*@", value):
+    if redact(value) != value:
         raise ValueError(
             "expected a URI without credentials (user:password@): they would be stored in the Prefect flow run and "
             "the MLflow registry; give S3 credentials through AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "

@@ -27,6 +27,7 @@ from classifier_core.comparison import VersionScore
 from classifier_core.errors import DocclassError, InvalidNameError
 from classifier_core.model import TextClassifier
 from classifier_core.names import validate_name
+from tasks.storage import redact
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -414,7 +415,7 @@ def check_reachable() -> None:
     try:
         MlflowClient().search_registered_models(max_results=1)
     except MlflowException as exc:
-        uri = re.sub(r"(?<=://)[^/@\s]+@", "***@", mlflow.get_tracking_uri())
+        uri = redact(mlflow.get_tracking_uri())
         reason = _unreachable_reason(str(exc))
         raise RegistryError(
             f"cannot reach the MLflow registry at {uri}: {reason}; check that it is running and that "
@@ -431,4 +432,4 @@ def _unreachable_reason(message: str) -> str:
     for needle, reason in _REASONS:
         if needle in message:
             return reason
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", message.splitlines()[0] if message else "")[:200]
+    return redact(message.splitlines()[0] if message else "")[:200]
