@@ -245,6 +245,24 @@ def _input_lines(path: Path, count: int) -> Path:
     return path
 
 
+def _start_job(source: Path, out: Path) -> subprocess.Popen:
+    """`docclass classify` on one process, in its own process group (so a test can kill it whole)."""
+    return subprocess.Popen(
+        [str(DOCCLASS), "classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri", str(out),
+         "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ), start_new_session=True,
+    )
+
+
+def _wait_for_shards(process: subprocess.Popen, out: Path, count: int) -> list[Path]:
+    """The done marks in the job's staging area, once there are ``count`` of them."""
+    deadline = time.monotonic() + 180
+    while len(done := list(out.glob("*/staging/shard-*.json"))) < count:
+        assert process.poll() is None and time.monotonic() < deadline, "the job ended before the test could act"
+        time.sleep(0.05)
+    return done
+
+
 def test_a_killed_job_resumes_and_writes_what_an_uninterrupted_run_writes(cli, tmp_path, monkeypatch):
     """SIGKILL after a few of 16 shards; `jobs resume` classifies only the others; same bytes."""
     source = _input_lines(tmp_path / "in.txt", 48_000)
@@ -254,16 +272,9 @@ def test_a_killed_job_resumes_and_writes_what_an_uninterrupted_run_writes(cli, t
 
     monkeypatch.setenv("DOCCLASS_SHARD_BYTES", str(source.stat().st_size // 16 + 1))
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [str(DOCCLASS), "classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri", str(out),
-         "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ), start_new_session=True,
-    )
+    process = _start_job(source, out)
     try:
-        deadline = time.monotonic() + 180
-        while len(done := list(out.glob("*/staging/shard-*.json"))) < 3:
-            assert process.poll() is None and time.monotonic() < deadline, "the job ended before it could be killed"
-            time.sleep(0.05)
+        done = _wait_for_shards(process, out, 3)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -291,16 +302,9 @@ def test_a_running_job_is_not_resumed_twice(cli, tmp_path, monkeypatch):
     source = _input_lines(tmp_path / "in.txt", 150_000)
     monkeypatch.setenv("DOCCLASS_SHARD_BYTES", str(source.stat().st_size // 100 + 1))
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [str(DOCCLASS), "classify", "--classifier", "tickets", "--input-uri", str(source), "--output-uri", str(out),
-         "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ), start_new_session=True,
-    )
+    process = _start_job(source, out)
     try:
-        deadline = time.monotonic() + 180
-        while not (done := list(out.glob("*/staging/shard-*.json"))):
-            assert process.poll() is None and time.monotonic() < deadline, "the job ended too early"
-            time.sleep(0.05)
+        done = _wait_for_shards(process, out, 1)
         job_id = done[0].parent.parent.name
         refused = cli("jobs", "resume", job_id)
         assert refused.code == 1 and f"job {job_id} is still running (process " in refused.stderr
