@@ -151,12 +151,14 @@ def read_documents(
     return iter([read_file_document(fp, file_name, limit)])
 
 
-def batched(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
+def batched(documents: Iterable[Document], size: int, max_chars: int | None = None) -> Iterator[list[Document]]:
     """Groups documents into lists of at most ``size``, keeping memory bounded.
 
     Args:
         documents: Any iterable of documents; consumed lazily.
         size: Largest batch.
+        max_chars: A batch also ends once its texts reach this many characters (None: no limit),
+            so a batch of long documents stays small.
 
     Yields:
         Non-empty lists of documents, in order.
@@ -167,7 +169,18 @@ def batched(documents: Iterable[Document], size: int) -> Iterator[list[Document]
     if size < 1:
         raise ValueError(f"batch size must be at least 1; found {size}")
     iterator = iter(documents)
-    while batch := list(itertools.islice(iterator, size)):
+    if max_chars is None:
+        while batch := list(itertools.islice(iterator, size)):
+            yield batch
+        return
+    batch, chars = [], 0
+    for document in iterator:
+        batch.append(document)
+        chars += len(document.text or "")
+        if len(batch) >= size or chars >= max_chars:
+            yield batch
+            batch, chars = [], 0
+    if batch:
         yield batch
 
 

@@ -25,14 +25,16 @@ custom preprocessing, non-string documents, max_features in fit...) goes to scik
 
 from __future__ import annotations
 
-import itertools
 import re
 from array import array
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
 from numbers import Integral
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
@@ -95,6 +97,34 @@ def fit_transform(vec: TfidfVectorizer, texts: Iterable[str]):
     return vec._tfidf.transform(counts, copy=False)
 
 
+class Occurrences(NamedTuple):
+    """Where one vectorizer's features occur in a batch of documents, without counting them:
+    document ``d`` holds the items ``item_of[doc_ptr[d]:doc_ptr[d + 1]]``, item ``i`` the
+    features ``features[item_ptr[i]:item_ptr[i + 1]]`` (negative ones are none). Each feature
+    occurrence counts once, so the multiset is exactly ``CountVectorizer``'s row."""
+
+    doc_ptr: np.ndarray
+    item_of: np.ndarray
+    item_ptr: np.ndarray
+    features: np.ndarray
+
+
+def occurrences(vectorizers: Mapping[str, TfidfVectorizer], texts: Iterable[str]) -> dict | None:
+    """``{name: Occurrences}`` of every vectorizer, or None if one is not supported here."""
+    texts = list(texts)
+    states = {name: _state(vec) for name, vec in vectorizers.items()}
+    if any(state is None for state in states.values()) or not all(isinstance(text, str) for text in texts):
+        return None
+    batches: dict[bool, _Batch] = {}
+    found = {}
+    for name, vec in vectorizers.items():
+        lower = bool(vec.lowercase)
+        if lower not in batches:
+            batches[lower] = _Batch([text.lower() for text in texts] if lower else texts)
+        found[name] = states[name].occurrences(batches[lower])
+    return found
+
+
 def supports(vec) -> bool:
     """Whether ``transform`` computes this fitted vectorizer's output itself."""
     return _state(vec) is not None
@@ -147,26 +177,42 @@ def _state(vec):
 
 # --- building blocks -----------------------------------------------------------------------
 
-class _Positions(dict):
-    """Numbers keys in order of first lookup."""
-
-    def __missing__(self, key):
-        self[key] = value = len(self)
-        return value
-
-
 class _Batch:
     """Documents split into whitespace-separated words: ``str.split()``, which is exactly
     scikit-learn's char_wb word split after its whitespace normalisation (and no word token
-    spans whitespace). Words are numbered in order of first appearance."""
+    spans whitespace). Words are numbered in order of first appearance.
+
+    Arrow splits and numbers the words (``utf8_split_whitespace`` splits at exactly the code
+    points ``str.split()`` does, a test checks every one; the empty words it yields for
+    leading and trailing whitespace are dropped), so only distinct words become Python strings. Text Arrow cannot hold (lone surrogates) is split in Python.
+    """
 
     def __init__(self, docs: list[str]):
+        self.n_docs = len(docs)
+        try:
+            array = pa.array(docs, type=pa.large_string())
+        except UnicodeEncodeError:
+            self._split_in_python(docs)
+            return
+        words = pc.utf8_split_whitespace(array)  # (leading or trailing whitespace gives empty words)
+        flat = pc.list_flatten(words)
+        nonempty = pc.greater(pc.binary_length(flat), 0)
+        if pc.all(nonempty).as_py() is False:
+            doc_of = pc.list_parent_indices(words).to_numpy(zero_copy_only=False)
+            self.lengths = np.bincount(doc_of[nonempty.to_numpy(zero_copy_only=False)], minlength=self.n_docs)
+            flat = flat.filter(nonempty)
+        else:
+            self.lengths = pc.list_value_length(words).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        encoded = pc.dictionary_encode(flat)
+        self.columns = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        self.distinct = encoded.dictionary.to_pylist()
+
+    def _split_in_python(self, docs: list[str]) -> None:
         words = [doc.split() for doc in docs]
-        self.n_docs = len(words)
         self.lengths = np.fromiter(map(len, words), dtype=np.int64, count=self.n_docs)
-        positions = _Positions()
-        self.columns = np.fromiter(map(positions.__getitem__, itertools.chain.from_iterable(words)),
-                                   dtype=np.int64, count=int(self.lengths.sum()))
+        positions: dict[str, int] = {}
+        self.columns = np.array([positions.setdefault(w, len(positions)) for doc in words for w in doc],
+                                dtype=np.int64)
         self.distinct = list(positions)
 
     def word_matrix(self, dtype):
@@ -260,6 +306,11 @@ class _CharNgrams:
             ids = [i for i in map(vocabulary.get, grams) if i is not None]
         return array(_INT32_CODE, ids).tobytes()
 
+    def occurrences(self, batch: _Batch) -> Occurrences:
+        """Items are the batch's distinct words; a document holds its word occurrences."""
+        ids, per_word = _ids(self.cache.lookup(batch.distinct))
+        return Occurrences(_indptr(batch.lengths), batch.columns, _indptr(per_word), ids)
+
     def counts(self, batch: _Batch):
         """The documents' count matrix, indices sorted within rows.
 
@@ -331,6 +382,22 @@ class _WordNgrams:
                                   shape=(self.unknown + 1, self.unknown + 1))
         self.pairs.sum_duplicates()
         self.tokens = _WordTokens(tokens, self.unknown)
+
+    def occurrences(self, batch: _Batch) -> Occurrences:
+        """Items are token positions, each with its unigram feature and the bigram feature it
+        starts (-1: none)."""
+        ids, lengths = self.tokens.ids(batch)
+        doc_of = np.repeat(np.arange(batch.n_docs, dtype=np.int64), lengths)
+        features = np.full((len(ids), 2), -1, dtype=np.int64)
+        if self.unigrams:
+            features[:, 0] = self.unigram[ids]
+        if self.bigrams and len(ids) > 1 and self.pairs.nnz:
+            valid = (doc_of[:-1] == doc_of[1:]) & (ids[:-1] != self.unknown) & (ids[1:] != self.unknown)
+            first = np.flatnonzero(valid)
+            if len(first):
+                features[first, 1] = np.asarray(self.pairs[ids[first], ids[first + 1]]).ravel() - 1
+        return Occurrences(_indptr(lengths), np.arange(len(ids), dtype=np.int64),
+                           np.arange(0, 2 * len(ids) + 1, 2, dtype=np.int64), features.ravel())
 
     def counts(self, batch: _Batch):
         """The documents' count matrix, indices sorted within rows."""

@@ -30,7 +30,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from classifier_core import fast_tfidf
+from classifier_core import fast_scores, fast_tfidf
 from classifier_core.config import LABEL_THRESHOLD, Mode
 from classifier_core.errors import ModelError
 from classifier_core.metrics import indicator_matrix
@@ -197,9 +197,17 @@ class TextClassifier(BaseEstimator):
         return np.ascontiguousarray(coef.T, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw linear scores of shape (documents, labels)."""
+        """Raw linear scores of shape (documents, labels), float64: computed from the documents'
+        feature occurrences (classifier_core.fast_scores), else as ``transform(texts) @ weights_``."""
+        check_is_fitted(self, "weights_")
+        blocks = {"word": self.vectorizers_["word"]}  # in the order of _features
+        if self.config_.features != "word" and "char" in self.vectorizers_:
+            blocks["char"] = self.vectorizers_["char"]
+        scores = fast_scores.decision_scores(blocks, self.weights_, self.intercept_, texts)
+        if scores is not None:
+            return scores
         x = self.transform(texts)
-        return np.asarray(x @ self.weights_) + self.intercept_
+        return (np.asarray(x @ self.weights_) + self.intercept_).astype(np.float64)
 
     def transform(self, texts: Sequence[str]):
         check_is_fitted(self, "weights_")
@@ -215,7 +223,7 @@ class TextClassifier(BaseEstimator):
         check_is_fitted(self, "weights_")
         if len(texts) == 0:
             return np.zeros((0, len(self.labels_)), dtype=float)
-        decisions = self.decision_function(texts).astype(np.float64)
+        decisions = self.decision_function(texts)
         if self.mode is Mode.MULTI_CLASS:
             return softmax(decisions / self.temperature_, axis=1)
         return expit(self.label_scale_ * (decisions - self.thresholds_))

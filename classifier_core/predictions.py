@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from classifier_core.config import LABEL_THRESHOLD, MIN_LABELS_LISTED, TOP_CLASSES
 from classifier_core.documents import Document
@@ -163,28 +165,69 @@ def encode_predictions(
         counts_listed = np.full(len(values), listed)
         counts = np.bincount(order[:, 0], minlength=n_labels) if len(values) else np.zeros(n_labels, dtype=np.int64)
     field = "Labels" if multi_label else "Classes"
-    names = [json.dumps(label, ensure_ascii=False) for label in labels]
-    text_units = units.tolist()
-    files: dict[str, str] = {}
-    lines = []
-    row = 0
-    order_rows = order.tolist()
-    for document in documents:
-        file = files.get(document.file)
-        if file is None:
-            file = files[document.file] = json.dumps(document.file, ensure_ascii=False)
-        where = f'{{"File": {file}' if document.line is None else f'{{"File": {file}, "Line": "{document.line}"'
-        if document.error is not None:
-            record = _where(document) | {"ErrorCode": document.error.value, "ErrorMessage": document.error_message}
-            lines.append(json.dumps(record, ensure_ascii=False))
-            continue
-        scores_row, entries = text_units[row], []
-        for i in order_rows[row][: counts_listed[row]]:
-            entries.append(f'{{"Name": {names[i]}, "Score": {_score_repr(scores_row[i])}}}')
-        lines.append(f'{where}, "{field}": [{", ".join(entries)}]}}')
-        row += 1
-    jsonl = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
-    return jsonl, len(documents) - expected, counts
+    valid = [document for document in documents if document.error is None]
+    lines = _prediction_lines(valid, labels, field, units, order, counts_listed)
+    if len(valid) == len(documents):
+        return lines, 0, counts
+    text = iter(lines.decode("utf-8").splitlines())  # no JSON string holds a raw line end
+    records = [json.dumps(_where(d) | {"ErrorCode": d.error.value, "ErrorMessage": d.error_message},
+                          ensure_ascii=False) if d.error is not None else next(text) for d in documents]
+    return ("\n".join(records) + "\n").encode("utf-8"), len(documents) - expected, counts
+
+
+def _prediction_lines(documents: Sequence[Document], labels: Sequence[str], field: str, units: np.ndarray,
+                      order: np.ndarray, listed: np.ndarray) -> bytes:
+    """The prediction lines of documents without errors, built column-wise by Arrow: each line is
+    ``{"File": f, "Line": "n", field: [{"Name": name, "Score": score}, ...]}``, listing
+    ``order[row][:listed[row]]``."""
+    if not documents:
+        return b""
+    rows = np.repeat(np.arange(len(documents)), listed)
+    columns = order[rows, np.arange(len(rows)) - np.repeat(_starts(listed), listed)]
+    names = pa.array([json.dumps(label, ensure_ascii=False) for label in labels]).take(pa.array(columns))
+    entries = pc.binary_join_element_wise('{"Name": ', names, ', "Score": ', _score_texts(units[rows, columns]), "}", "")
+    per_row = pa.ListArray.from_arrays(pa.array(np.append(_starts(listed), len(rows)).astype(np.int32)), entries)
+    files = {name: i for i, name in enumerate(dict.fromkeys(d.file for d in documents))}
+    file_json = pa.array([json.dumps(name, ensure_ascii=False) for name in files]).take(
+        pa.array(np.fromiter((files[d.file] for d in documents), np.int64, len(documents))))
+    lines_of = [d.line for d in documents]
+    if None in lines_of:  # ONE_DOC_PER_FILE, or a mix in a test
+        where = pc.binary_join_element_wise(
+            '{"File": ', file_json, pa.array(["" if n is None else f', "Line": "{n}"' for n in lines_of]), "")
+    else:
+        where = pc.binary_join_element_wise('{"File": ', file_json, ', "Line": "',
+                                            pc.cast(pa.array(lines_of, pa.int64()), pa.string()), '"', "")
+    lines = pc.binary_join_element_wise(where, f', "{field}": [', pc.binary_join(per_row, ", "), "]}\n", "")
+    return _concatenated(lines)
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return starts
+
+
+# repr(units / 10**6) for the units whose repr is not "0." + digits: 0..99 (1e-06...) and 10**6.
+_SPECIAL_SCORES = [repr(units / 10**SCORE_DECIMALS) for units in range(100)] + ["1.0"]
+
+
+def _score_texts(units: np.ndarray):
+    """``repr(units / 10**6)`` of each score, as an Arrow string array (a test checks every value)."""
+    digits = pc.cast(pa.array(units, pa.int64()), pa.string())
+    texts = pc.binary_join_element_wise("0.", pc.utf8_rtrim(pc.utf8_lpad(digits, SCORE_DECIMALS, "0"), "0"), "")
+    special = (units < 100) | (units >= 10**SCORE_DECIMALS)
+    if special.any():
+        index = np.where(units >= 10**SCORE_DECIMALS, 100, np.minimum(units, 99))
+        texts = pc.if_else(pa.array(special), pa.array(_SPECIAL_SCORES).take(pa.array(index)), texts)
+    return texts
+
+
+def _concatenated(strings) -> bytes:
+    """The characters of an Arrow string array, end to end: its data buffer between its offsets."""
+    strings = strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32 if strings.type == pa.string() else np.int64)
+    start, end = offsets[strings.offset], offsets[strings.offset + len(strings)]
+    return memoryview(strings.buffers()[2])[start:end].tobytes()
 
 
 def _score_units(values: np.ndarray) -> np.ndarray:
@@ -197,10 +240,6 @@ def _score_units(values: np.ndarray) -> np.ndarray:
     for index in zip(*np.nonzero(near_half)):
         units[index] = round(round(float(values[index]), SCORE_DECIMALS) * 10**SCORE_DECIMALS)
     return units.astype(np.int64)
-
-
-def _score_repr(units: int) -> str:
-    return repr(units / 10**SCORE_DECIMALS)
 
 
 def package_tar_gz(members: Sequence[tuple[str, str | Path]], archive_path: str | Path) -> None:

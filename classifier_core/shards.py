@@ -30,6 +30,9 @@ from classifier_core.model import TextClassifier
 from classifier_core.predictions import encode_predictions, write_jsonl
 
 SCAN_CHUNK = 8 << 20
+# Documents per classification batch: larger batches share more of the per-distinct-word work.
+BATCH_DOCUMENTS = 10_000
+BATCH_CHARS = 8_000_000  # ...unless they are long: a batch's texts stay within tens of MB
 MAX_FILES_PER_SHARD = 1_000
 
 Opener = Callable[[str], BinaryIO]
@@ -228,9 +231,10 @@ def shard_documents(shard: Shard, input_format: InputFormat | str, open_input: O
 
 
 def classify_shard(model: TextClassifier, documents: Iterator[Document], out: BinaryIO, index: int = 0,
-                   batch_size: int = 2_000, explain: bool = False,
+                   batch_size: int = BATCH_DOCUMENTS, explain: bool = False,
                    between_batches: Callable[[int], None] | None = None) -> ShardResult:
-    """Classifies documents in bounded batches, writing predictions.jsonl lines to ``out``.
+    """Classifies documents in bounded batches (``batch_size`` documents or BATCH_CHARS
+    characters), writing predictions.jsonl lines to ``out``.
 
     Every document yields exactly one line, a prediction or an error record. Counts error
     records and top classes (multi-class) or assigned labels (multi-label).
@@ -238,7 +242,7 @@ def classify_shard(model: TextClassifier, documents: Iterator[Document], out: Bi
     """
     result = ShardResult(index, class_counts=dict.fromkeys(model.labels_, 0))
     multi_label = model.mode is Mode.MULTI_LABEL
-    for batch in batched(documents, batch_size):
+    for batch in batched(documents, batch_size, BATCH_CHARS):
         if explain:
             jsonl, errors, counts = _explained_batch(model, batch)
         else:

@@ -40,7 +40,6 @@ LEDGER_FOLDER = ".docclass-ledger"
 STAGING_FOLDER = "staging"
 PLAN = "plan.json"
 SUMMARY_ARTIFACT_KEY = "docclass-job-summary"
-BATCH_SIZE = 2_000
 STOP_CHECK_SECONDS = 1.0
 PROGRESS_SECONDS = 5.0
 
@@ -251,7 +250,8 @@ def classify_job_shard(
     try:
         documents = shard_documents(shard, input_format, storage.open_input, MAX_DOCUMENT_BYTES_PER_FILE)
         with open(local, "wb") as out:
-            result = classify_shard(model, documents, out, shard.index, BATCH_SIZE, explain, lambda _: stop.check())
+            result = classify_shard(model, documents, out, shard.index, explain=explain,
+                                    between_batches=lambda _: stop.check())
         storage.publish(local, shard_uri(staging, shard.index, "jsonl"))
     finally:
         local.unlink(missing_ok=True)

@@ -275,6 +275,13 @@ def test_batched():
     assert list(batched([], 3)) == []
 
 
+def test_batched_by_characters_too():
+    documents = [Document("f.txt", i, "x" * n) for i, n in enumerate([3, 3, 5, 1, 1, 1])]
+    documents.insert(3, Document("f.txt", 9, None, DocumentError.EMPTY_DOCUMENT))  # an error counts 0
+    assert list(batched(documents, 10, max_chars=6)) == [documents[0:2], documents[2:5], documents[5:]]
+    assert list(batched(documents, 2, max_chars=100)) == [documents[0:2], documents[2:4], documents[4:6], documents[6:]]
+
+
 def test_batched_is_lazy():
     def endless():
         line = 0

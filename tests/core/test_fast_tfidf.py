@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from classifier_core import fast_tfidf
+from classifier_core import fast_scores, fast_tfidf
 from classifier_core.config import Mode
 from classifier_core.model import TextClassifier, load_model
 from flows.demo_data import multi_class_rows, multi_label_rows
@@ -188,9 +188,21 @@ def test_any_unicode_text(texts):
 
 
 def _scikit_learn_only(monkeypatch):
-    """Makes TextClassifier vectorise with scikit-learn alone, as before fast_tfidf."""
+    """Makes TextClassifier vectorise with scikit-learn alone, as before fast_tfidf and fast_scores."""
     monkeypatch.setattr(fast_tfidf, "fit_transform", lambda vec, texts: vec.fit_transform(texts))
     monkeypatch.setattr(fast_tfidf, "transform", lambda vecs, texts: {n: v.transform(texts) for n, v in vecs.items()})
+    monkeypatch.setattr(fast_scores, "decision_scores", lambda *args: None)
+
+
+def test_words_split_at_exactly_the_code_points_str_split_does():
+    """Every code point, as a separator inside, around and doubled, splits as str.split() does."""
+    docs = [f"{c}a{c}{c}b{c}" for c in map(chr, range(0x110000)) if not 0xD800 <= ord(c) <= 0xDFFF]
+    docs += ["", " ", "  x  ", "\t\n", "a\r\nb"]
+    batch = fast_tfidf._Batch(docs)
+    words = [batch.distinct[i] for i in batch.columns]
+    expected = [doc.split() for doc in docs]
+    assert batch.lengths.tolist() == [len(w) for w in expected]
+    assert words == [w for doc in expected for w in doc]
 
 
 @pytest.mark.parametrize("mode", [Mode.MULTI_CLASS, Mode.MULTI_LABEL])
@@ -209,12 +221,13 @@ def test_models_are_the_same_as_with_scikit_learn_alone(mode, tmp_path):
     np.testing.assert_array_equal(model.intercept_, before.intercept_)
     for name, vec in model.vectorizers_.items():
         assert_same_fit(vec, before.vectorizers_[name])
-    np.testing.assert_array_equal(model.predict_scores(new_texts), before_scores)
+    # fast_scores sums in float64 where scipy sums float32 products: equal to rounding.
+    np.testing.assert_allclose(model.predict_scores(new_texts), before_scores, rtol=0, atol=1e-5)
     loaded = load_model(tmp_path / "before")
-    np.testing.assert_array_equal(loaded.predict_scores(new_texts), before_scores)
+    np.testing.assert_array_equal(loaded.predict_scores(new_texts), model.predict_scores(new_texts))
     assert loaded.explain(new_texts[:5], [[loaded.labels_[0]]] * 5) == before_explained
     reloaded = load_model(model.save(tmp_path / "after"))
-    np.testing.assert_array_equal(reloaded.predict_scores(new_texts), before_scores)
+    np.testing.assert_array_equal(reloaded.predict_scores(new_texts), model.predict_scores(new_texts))
     assert_same(reloaded.transform(new_texts), before.transform(new_texts))
 
 

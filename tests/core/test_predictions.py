@@ -276,3 +276,10 @@ def test_encode_predictions_refuses_what_the_records_refuse():
     with pytest.raises(ValueError):
         encode_predictions(documents, ["a", "b"], np.array([[0.5, np.nan], [0.5, 0.5]]), False)
     assert encode_predictions([], ["a"], None, False)[:2] == (b"", 0)
+
+
+def test_every_score_is_written_as_python_writes_it():
+    from classifier_core.predictions import _score_texts
+
+    units = np.arange(10**6 + 1)
+    assert _score_texts(units).to_pylist() == [repr(u / 10**6) for u in units.tolist()]
