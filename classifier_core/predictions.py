@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
+import shutil
 import tarfile
 import time
 from collections.abc import Iterable, Sequence
@@ -269,24 +271,41 @@ def package_tar_gz(members: Sequence[tuple[str, str | Path]], archive_path: str 
         raise
 
 
-def package_stream_tar_gz(arcname: str, size: int, fileobj: BinaryIO, archive_path: str | Path) -> None:
-    """Writes a .tar.gz holding one regular file of ``size`` bytes read from ``fileobj``.
+def gzip_writer(fp: BinaryIO) -> gzip.GzipFile:
+    """A gzip stream over ``fp`` as predictions are compressed: GZIP_LEVEL, no name, no time, so
+    the same predictions give the same bytes."""
+    return gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=fp, mtime=0)
 
-    The member is streamed, never held whole; like ``package_tar_gz`` the archive appears at
-    ``archive_path`` only once complete.
+
+def package_gzip_members(arcname: str, size: int, members: BinaryIO, archive_path: str | Path) -> None:
+    """Writes a .tar.gz holding one regular file of ``size`` bytes, given already compressed.
+
+    ``members`` reads as gzip members (each a complete gzip stream, as ``gzip_writer`` writes)
+    whose contents, end to end, are the file's ``size`` bytes. The archive is a gzip member
+    holding the tar header, those members copied as they are, and a member holding the tar
+    padding and end-of-archive blocks: a multi-member gzip file (RFC 1952), which gzip, tar
+    and Python's tarfile read as one stream, identical to the tar tarfile writes. Nothing is
+    compressed twice, so the shards of a job compress in parallel and packaging only copies.
+    Like ``package_tar_gz`` the archive appears at ``archive_path`` only once complete.
 
     Raises:
         ValueError: The name is not flat.
-        OSError: ``fileobj`` ends before ``size`` bytes, or the archive cannot be written.
+        OSError: The archive cannot be written.
     """
     _check_arcnames([arcname])
     info = _normalized(tarfile.TarInfo(arcname))
     info.size = size
     info.mtime = int(time.time())
+    header = info.tobuf(tarfile.DEFAULT_FORMAT, tarfile.ENCODING, "surrogateescape")
+    padding = -size % tarfile.BLOCKSIZE
+    end = tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+    end += tarfile.NUL * (-(len(header) + size + padding + len(end)) % tarfile.RECORDSIZE)  # as TarFile.close pads
     partial = f"{os.fspath(archive_path)}.partial"
     try:
-        with tarfile.open(partial, "w:gz", compresslevel=GZIP_LEVEL) as tar:
-            tar.addfile(info, fileobj)
+        with open(partial, "wb") as out:
+            out.write(gzip.compress(header, GZIP_LEVEL, mtime=0))
+            shutil.copyfileobj(members, out, 1 << 22)
+            out.write(gzip.compress(tarfile.NUL * padding + end, GZIP_LEVEL, mtime=0))
         os.replace(partial, archive_path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

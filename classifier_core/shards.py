@@ -72,17 +72,19 @@ class Shard:
 
 @dataclass
 class ShardResult:
-    """What classifying a shard produced: its record count, error records and class counts."""
+    """What classifying a shard produced: its record count, error records and class counts,
+    the bytes of its predictions and, once stored compressed, of their gzip member."""
 
     index: int
     documents: int = 0
     errors: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
+    compressed_bytes: int = 0
 
     def as_dict(self) -> dict:
         return {"index": self.index, "documents": self.documents, "errors": self.errors,
-                "class_counts": self.class_counts, "bytes": self.bytes}
+                "class_counts": self.class_counts, "bytes": self.bytes, "compressed_bytes": self.compressed_bytes}
 
 
 def shard_bytes_for(total_bytes: int, workers: int, minimum: int = 4 << 20, maximum: int = 64 << 20) -> int:

@@ -12,11 +12,14 @@ asked to stop (``docclass jobs stop`` or Cancel in the Prefect UI set the run Ca
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
+import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from prefect.client.orchestration import get_client
 from classifier_core.config import MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
 from classifier_core.errors import DocclassError
 from classifier_core.model import TextClassifier, load_model
-from classifier_core.predictions import package_stream_tar_gz
+from classifier_core.predictions import gzip_writer, package_gzip_members
 from classifier_core.shards import Shard, ShardResult, classify_shard, plan_shards, shard_bytes_for, shard_documents
 from tasks import storage
 from tasks.retry import IO_RETRIES
@@ -208,6 +211,23 @@ def plan_job_shards(input_uris: list[str], input_format: InputFormat, staging: s
     return JobPlan(input_uris, shards, total)
 
 
+def init_shard_worker() -> None:
+    """Initialises a process-pool worker: its exit skips the interpreter's teardown.
+
+    Registered before any task runs, the handler runs last at exit, once Prefect has flushed
+    its logs and events and multiprocessing its queues; what it skips is freeing every object
+    one by one, over a second with a model loaded, which the job would wait for.
+    """
+    atexit.register(_exit_without_teardown)
+
+
+def _exit_without_teardown() -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 _MODELS: dict[str, TextClassifier] = {}
 
 
@@ -232,8 +252,9 @@ def classify_job_shard(
     shard: Shard, classifier: ResolvedClassifier, input_format: InputFormat, staging: str, job_id: str,
     flow_run_id: str | None = None, explain: bool = False,
 ) -> ShardResult:
-    """Classifies one shard into ``shard-N.jsonl`` in the staging area, then writes ``shard-N.json``
-    (its counts), the mark that it is done. A shard already marked done is not classified again.
+    """Classifies one shard into ``shard-N.jsonl.gz`` (a gzip member: packaging copies it into
+    output.tar.gz as it is) in the staging area, then writes ``shard-N.json`` (its counts), the
+    mark that it is done. A shard already marked done is not classified again.
 
     Runs wherever the task runner puts it: this process, a local process pool, a Dask worker.
     """
@@ -245,14 +266,15 @@ def classify_job_shard(
         return result
     model = _model(classifier)
     stop, started = _StopWatch(flow_run_id), time.monotonic()
-    local = docclass_home() / "work" / job_id / f"shard-{shard.index:06d}.{os.getpid()}.jsonl"
+    local = docclass_home() / "work" / job_id / f"shard-{shard.index:06d}.{os.getpid()}.jsonl.gz"
     local.parent.mkdir(parents=True, exist_ok=True)
     try:
         documents = shard_documents(shard, input_format, storage.open_input, MAX_DOCUMENT_BYTES_PER_FILE)
-        with open(local, "wb") as out:
+        with open(local, "wb") as raw, gzip_writer(raw) as out:
             result = classify_shard(model, documents, out, shard.index, explain=explain,
                                     between_batches=lambda _: stop.check())
-        storage.publish(local, shard_uri(staging, shard.index, "jsonl"))
+        result.compressed_bytes = local.stat().st_size
+        storage.publish(local, shard_uri(staging, shard.index, "jsonl.gz"))
     finally:
         local.unlink(missing_ok=True)
     storage.publish_bytes(json.dumps(result.as_dict()).encode("utf-8"), done_uri, local.parent)
@@ -262,7 +284,8 @@ def classify_job_shard(
 
 
 class _Concatenated(io.RawIOBase):
-    """The shards' predictions, read one after another, each checked against its recorded size.
+    """The shards' compressed predictions, read one after another, each checked against its
+    recorded size.
 
     ``read(n)`` returns n bytes until the end, as tarfile expects of a member's file object.
     """
@@ -282,19 +305,19 @@ class _Concatenated(io.RawIOBase):
                 result = next(self.results, None)
                 if result is None:
                     break
-                self.uri = shard_uri(self.staging, result.index, "jsonl")
-                self.current, self.left = storage.open_input(self.uri), result.bytes
+                self.uri = shard_uri(self.staging, result.index, "jsonl.gz")
+                self.current, self.left = storage.open_input(self.uri), result.compressed_bytes
             data = self.current.read(min(wanted, 1 << 22))
             if not data:
                 self.current.close()
                 self.current = None
                 if self.left != 0:
-                    raise storage.StorageError(f"{storage.redact(self.uri)}: expected {self.left} more bytes of predictions "
+                    raise storage.StorageError(f"{storage.redact(self.uri)}: expected {self.left} more bytes of compressed predictions "
                                                "than the shard holds; the staging area was changed")
                 continue
             self.left -= len(data)
             if self.left < 0:
-                raise storage.StorageError(f"{storage.redact(self.uri)}: holds more bytes of predictions than recorded; "
+                raise storage.StorageError(f"{storage.redact(self.uri)}: holds more bytes of compressed predictions than recorded; "
                                            "the staging area was changed")
             parts.append(data)
             wanted -= len(data)
@@ -308,11 +331,11 @@ class _Concatenated(io.RawIOBase):
 
 @task(name="package-job-output", **IO_RETRIES)
 def package_job_output(staging: str, results: list[ShardResult], output_uri: str, work_dir: Path) -> str:
-    """Streams the shards' predictions, in shard order, into output.tar.gz and publishes it whole."""
+    """Copies the shards' compressed predictions, in shard order, into output.tar.gz and publishes it whole."""
     archive = work_dir / "output.tar.gz"
     results = sorted(results, key=lambda r: r.index)
     with _Concatenated(staging, results) as predictions:
-        package_stream_tar_gz(PREDICTIONS, sum(r.bytes for r in results), predictions, archive)
+        package_gzip_members(PREDICTIONS, sum(r.bytes for r in results), predictions, archive)
     return storage.publish(archive, output_uri)
 
 

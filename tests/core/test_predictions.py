@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import subprocess
 import tarfile
 
 import numpy as np
@@ -12,8 +14,10 @@ import pytest
 from classifier_core.documents import Document, DocumentError
 from classifier_core.predictions import (
     encode_predictions,
+    gzip_writer,
     multi_class_record,
     multi_label_record,
+    package_gzip_members,
     package_tar_gz,
     prediction_records,
     write_jsonl,
@@ -283,3 +287,27 @@ def test_every_score_is_written_as_python_writes_it():
 
     units = np.arange(10**6 + 1)
     assert _score_texts(units).to_pylist() == [repr(u / 10**6) for u in units.tolist()]
+
+
+@pytest.mark.parametrize("parts", [[], [b""], [b"one line\n"], [b"a" * 511, b"b" * 2, b"c" * 70_000, b"", b"d\n" * 9]])
+def test_gzip_members_make_the_tar_gz_tarfile_writes(tmp_path, parts):
+    """Members compressed apart, then copied: gzip, tar and tarfile read the archive as one
+    stream, and it decompresses to exactly the tar tarfile writes for the same file."""
+    members = io.BytesIO()
+    for part in parts:
+        with gzip_writer(members) as out:  # (GzipFile leaves the stream it writes to open)
+            out.write(part)
+    data = b"".join(parts)
+    archive = tmp_path / "output.tar.gz"
+    package_gzip_members("predictions.jsonl", len(data), io.BytesIO(members.getvalue()), archive)
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == ["predictions.jsonl"]
+        info = tar.getmember("predictions.jsonl")
+        assert tar.extractfile(info).read() == data
+    reference = io.BytesIO()
+    with tarfile.open(fileobj=reference, mode="w") as tar:
+        tar.addfile(info, io.BytesIO(data))  # the same header fields, tarfile's own layout
+    assert gzip.decompress(archive.read_bytes()) == reference.getvalue()
+    listed = subprocess.run(["tar", "-tzvf", str(archive)], capture_output=True, text=True, check=True).stdout
+    assert "predictions.jsonl" in listed and str(len(data)) in listed
+    subprocess.run(["gzip", "-t", str(archive)], check=True)
