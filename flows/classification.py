@@ -26,6 +26,7 @@ from tasks.classification import (
     ResolvedClassifier,
     ShardProgress,
     classify_job_shard,
+    init_shard_worker,
     ledger_uri,
     list_inputs,
     package_job_output,
@@ -126,7 +127,7 @@ def shard_task_runner(dask_address: str | None, workers: int, shards: int, total
         return DaskTaskRunner(address=dask_address)
     parallel_min_bytes = int(os.environ.get("DOCCLASS_PARALLEL_MIN_BYTES") or PARALLEL_MIN_BYTES)
     if min(workers, shards) > 1 and total_bytes >= parallel_min_bytes:
-        return ProcessPoolTaskRunner(max_workers=min(workers, shards))
+        return ProcessPoolTaskRunner(max_workers=min(workers, shards), initializer=init_shard_worker)
     return ThreadPoolTaskRunner(max_workers=1)
 
 
