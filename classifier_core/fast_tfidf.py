@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
+from numba import njit
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
@@ -387,17 +388,12 @@ class _WordNgrams:
         """Items are token positions, each with its unigram feature and the bigram feature it
         starts (-1: none)."""
         ids, lengths = self.tokens.ids(batch)
-        doc_of = np.repeat(np.arange(batch.n_docs, dtype=np.int64), lengths)
-        features = np.full((len(ids), 2), -1, dtype=np.int64)
-        if self.unigrams:
-            features[:, 0] = self.unigram[ids]
-        if self.bigrams and len(ids) > 1 and self.pairs.nnz:
-            valid = (doc_of[:-1] == doc_of[1:]) & (ids[:-1] != self.unknown) & (ids[1:] != self.unknown)
-            first = np.flatnonzero(valid)
-            if len(first):
-                features[first, 1] = np.asarray(self.pairs[ids[first], ids[first + 1]]).ravel() - 1
-        return Occurrences(_indptr(lengths), np.arange(len(ids), dtype=np.int64),
-                           np.arange(0, 2 * len(ids) + 1, 2, dtype=np.int64), features.ravel())
+        doc_ptr = _indptr(lengths)
+        pairs = self.pairs
+        features = _word_features(ids, doc_ptr, self.unigram, pairs.indptr, pairs.indices, pairs.data,
+                                  self.unknown, self.unigrams, self.bigrams and pairs.nnz > 0)
+        return Occurrences(doc_ptr, np.arange(len(ids), dtype=np.int64),
+                           np.arange(0, 2 * len(ids) + 1, 2, dtype=np.int64), features)
 
     def counts(self, batch: _Batch):
         """The documents' count matrix, indices sorted within rows."""
@@ -420,6 +416,32 @@ class _WordNgrams:
         n_features = len(self.vocabulary)
         keys = np.concatenate(rows) * n_features + np.concatenate(features)
         return _count_keys(keys, batch.n_docs, n_features, self.dtype)
+
+
+@njit(cache=True, nogil=True)
+def _word_features(ids, doc_ptr, unigram, pair_ptr, pair_second, pair_feature, unknown, unigrams, bigrams):  # pragma: no cover (compiled)
+    """Per token position, its unigram feature and the feature of the bigram it starts (-1:
+    none), side by side; a bigram is looked up by binary search in its first token's row of
+    the (sorted) pairs table, whose values are feature + 1."""
+    features = np.full(2 * len(ids), -1, dtype=np.int64)
+    for d in range(len(doc_ptr) - 1):
+        end = doc_ptr[d + 1]
+        for p in range(doc_ptr[d], end):
+            first = ids[p]
+            if unigrams:
+                features[2 * p] = unigram[first]
+            if bigrams and p + 1 < end and first != unknown and ids[p + 1] != unknown:
+                second = ids[p + 1]
+                lo, hi = pair_ptr[first], pair_ptr[first + 1]
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if pair_second[mid] < second:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < pair_ptr[first + 1] and pair_second[lo] == second:
+                    features[2 * p + 1] = pair_feature[lo] - 1
+    return features
 
 
 def _count_keys(keys: np.ndarray, n_docs: int, n_features: int, dtype):

@@ -34,6 +34,7 @@ from classifier_core import fast_scores, fast_tfidf
 from classifier_core.config import LABEL_THRESHOLD, Mode
 from classifier_core.errors import ModelError
 from classifier_core.metrics import indicator_matrix
+from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_metadata
 from classifier_core.out_of_core import fit_out_of_core
 from classifier_core.selection import (
     MULTI_CLASS_CANDIDATES,
@@ -45,9 +46,7 @@ from classifier_core.selection import (
     validation_split,
 )
 
-MODEL_FORMAT = "docclass-model/2"
 _MODEL_FILE = "model.joblib"
-_METADATA_FILE = "metadata.json"
 MIN_DOCUMENTS_FOR_SEARCH = 50
 # Characters of training text (~130k news articles) above which fit goes out of core: in memory,
 # training peaks at about 110 bytes per character (feature matrices and the solver's copy).
@@ -279,7 +278,7 @@ class TextClassifier(BaseEstimator):
             "search": self.search_,
             "sklearn_version": sklearn.__version__,
         }
-        (directory / _METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+        (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
         return directory
 
 
@@ -290,14 +289,7 @@ def load_model(directory: str | Path) -> TextClassifier:
         ModelError: if the directory holds no docclass model or one of another format.
     """
     directory = Path(directory)
-    metadata_path = directory / _METADATA_FILE
-    if not metadata_path.is_file():
-        raise ModelError(f"{directory}: expected a docclass model directory; found no {_METADATA_FILE}")
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    if metadata.get("format") != MODEL_FORMAT:
-        raise ModelError(
-            f"{metadata_path}: expected model format {MODEL_FORMAT!r}; found {metadata.get('format')!r}"
-        )
+    read_metadata(directory)
     model = joblib.load(directory / _MODEL_FILE)
     if not isinstance(model, TextClassifier):
         raise ModelError(f"{directory / _MODEL_FILE}: expected a TextClassifier; found {type(model).__name__}")

@@ -21,13 +21,14 @@ import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from classifier_core.config import LABEL_THRESHOLD, MAX_DOCUMENT_BYTES_PER_FILE, InputFormat, Mode
 from classifier_core.documents import Document, batched, read_file_document, read_lines
-from classifier_core.inference import classify_documents
-from classifier_core.model import TextClassifier
 from classifier_core.predictions import encode_predictions, write_jsonl
+
+if TYPE_CHECKING:  # the model (scikit-learn) is imported only where shards are classified
+    from classifier_core.model import TextClassifier
 
 SCAN_CHUNK = 8 << 20
 # Documents per classification batch: larger batches share more of the per-distinct-word work.
@@ -263,6 +264,8 @@ def classify_shard(model: TextClassifier, documents: Iterator[Document], out: Bi
 
 def _explained_batch(model: TextClassifier, batch: list[Document]) -> tuple[bytes, int, list[int]]:
     """The general path, with Explanations: one record dict per document."""
+    from classifier_core.inference import classify_documents
+
     records = classify_documents(model, batch, explain=True)
     buffer = io.BytesIO()
     write_jsonl(records, buffer)

@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -31,12 +32,15 @@ from prefect.client.orchestration import get_client
 
 from classifier_core.config import MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
 from classifier_core.errors import DocclassError
-from classifier_core.model import TextClassifier, load_model
+from classifier_core.model_metadata import read_metadata
 from classifier_core.predictions import gzip_writer, package_gzip_members
 from classifier_core.shards import Shard, ShardResult, classify_shard, plan_shards, shard_bytes_for, shard_documents
 from tasks import storage
 from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
+
+if TYPE_CHECKING:
+    from classifier_core.model import TextClassifier
 
 PREDICTIONS = "predictions.jsonl"
 LEDGER_FOLDER = ".docclass-ledger"
@@ -94,9 +98,10 @@ def resolve_classifier(reference: str, work_dir: Path) -> ResolvedClassifier:
     registry.check_reachable()
     version = registry.resolve(registry.ModelRef.parse(reference))
     model_dir = registry.download_model_dir(version, work_dir / "classifier")
-    model = load_model(model_dir)
-    get_run_logger().info("classifier %s version %s (%s, %d labels)", version.name, version.version, model.mode.value, len(model.labels_))
-    return ResolvedClassifier(version.name, str(version.version), model.mode.value, str(model_dir), tuple(model.labels_))
+    metadata = read_metadata(model_dir)  # the shards load the model; this process needs no scikit-learn
+    get_run_logger().info("classifier %s version %s (%s, %d labels)", version.name, version.version, metadata["mode"],
+                          len(metadata["labels"]))
+    return ResolvedClassifier(version.name, str(version.version), metadata["mode"], str(model_dir), tuple(metadata["labels"]))
 
 
 @task(name="list-inputs", **IO_RETRIES)
@@ -243,6 +248,8 @@ def _model(classifier: ResolvedClassifier) -> TextClassifier:
             registry.configure(docclass_home())
             version = registry.resolve(registry.ModelRef.parse(key))
             model_dir = registry.download_model_dir(version, docclass_home() / "models" / classifier.name / classifier.version)
+        from classifier_core.model import load_model  # scikit-learn: only where shards run
+
         _MODELS[key] = load_model(model_dir)
     return _MODELS[key]
 

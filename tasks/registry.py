@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -23,11 +24,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import classifier_core
-from classifier_core.comparison import VersionScore
 from classifier_core.errors import DocclassError, InvalidNameError
-from classifier_core.model import TextClassifier
 from classifier_core.names import validate_name
 from tasks.storage import redact
+
+if TYPE_CHECKING:  # scikit-learn: not needed to resolve or download a version
+    from classifier_core.comparison import VersionScore
+    from classifier_core.model import TextClassifier
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
