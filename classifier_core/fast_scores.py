@@ -58,6 +58,9 @@ def _accumulate(scores, doc_ptr, item_of, item_ptr, features, idf, sublinear, no
     touched = np.empty(n_features, dtype=np.int64)
     values = np.empty(n_features, dtype=np.float64)
     n_labels = weights.shape[1]
+    tf_of = np.empty(256, dtype=np.float64)  # the TF of the counts most features have
+    for c in range(256):
+        tf_of[c] = 1.0 + math.log(c) if sublinear and c > 0 else float(c)
     for d in range(len(doc_ptr) - 1):
         n = 0
         for o in range(doc_ptr[d], doc_ptr[d + 1]):
@@ -75,7 +78,10 @@ def _accumulate(scores, doc_ptr, item_of, item_ptr, features, idf, sublinear, no
             f = touched[t]
             c = counts[f]
             counts[f] = 0
-            v = 1.0 if c == 1 else (1.0 + math.log(c) if sublinear else float(c))
+            if c < len(tf_of):
+                v = tf_of[c]
+            else:
+                v = 1.0 + math.log(c) if sublinear else float(c)
             v *= idf[f]
             values[t] = v
             total += v * v if norm == 1 else abs(v)
