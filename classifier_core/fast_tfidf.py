@@ -382,6 +382,7 @@ class _WordNgrams:
         self.pairs = sp.csr_array((pairs_array[:, 2] + 1, (pairs_array[:, 0], pairs_array[:, 1])),
                                   shape=(self.unknown + 1, self.unknown + 1))
         self.pairs.sum_duplicates()
+        self.pair_table = None  # the pairs as a hash table, built on first use by occurrences
         self.tokens = _WordTokens(tokens, self.unknown)
 
     def occurrences(self, batch: _Batch) -> Occurrences:
@@ -389,9 +390,11 @@ class _WordNgrams:
         starts (-1: none)."""
         ids, lengths = self.tokens.ids(batch)
         doc_ptr = _indptr(lengths)
-        pairs = self.pairs
-        features = _word_features(ids, doc_ptr, self.unigram, pairs.indptr, pairs.indices, pairs.data,
-                                  self.unknown, self.unigrams, self.bigrams and pairs.nnz > 0)
+        if self.pair_table is None:
+            self.pair_table = _pair_table(self.pairs, self.unknown + 1)
+        keys, values = self.pair_table
+        features = _word_features(ids, doc_ptr, self.unigram, keys, values, self.unknown, self.unigrams,
+                                  self.bigrams and self.pairs.nnz > 0)
         return Occurrences(doc_ptr, np.arange(len(ids), dtype=np.int64),
                            np.arange(0, 2 * len(ids) + 1, 2, dtype=np.int64), features)
 
@@ -418,12 +421,39 @@ class _WordNgrams:
         return _count_keys(keys, batch.n_docs, n_features, self.dtype)
 
 
+def _pair_table(pairs, n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bigram table as open addressing (linear probing, at most half full): slot keys
+    ``first * n_tokens + second`` (-1: empty) and their features."""
+    coo = pairs.tocoo()
+    size = 1 << max(int(2 * coo.nnz).bit_length(), 4)
+    keys, values = np.full(size, -1, dtype=np.int64), np.full(size, -1, dtype=np.int64)
+    _fill_pairs(keys, values, coo.row.astype(np.int64) * n_tokens + coo.col, coo.data.astype(np.int64) - 1)
+    return keys, values
+
+
 @njit(cache=True, nogil=True)
-def _word_features(ids, doc_ptr, unigram, pair_ptr, pair_second, pair_feature, unknown, unigrams, bigrams):  # pragma: no cover (compiled)
+def _slot(key, mask):  # pragma: no cover (compiled)
+    return ((key * -7046029254386353131) >> 17) & mask  # (Fibonacci hashing: 0x9E3779B97F4A7C15 as int64)
+
+
+@njit(cache=True, nogil=True)
+def _fill_pairs(keys, values, pair_keys, features):  # pragma: no cover (compiled)
+    mask = len(keys) - 1
+    for i in range(len(pair_keys)):
+        slot = _slot(pair_keys[i], mask)
+        while keys[slot] != -1:
+            slot = (slot + 1) & mask
+        keys[slot] = pair_keys[i]
+        values[slot] = features[i]
+
+
+@njit(cache=True, nogil=True)
+def _word_features(ids, doc_ptr, unigram, keys, values, unknown, unigrams, bigrams):  # pragma: no cover (compiled)
     """Per token position, its unigram feature and the feature of the bigram it starts (-1:
-    none), side by side; a bigram is looked up by binary search in its first token's row of
-    the (sorted) pairs table, whose values are feature + 1."""
+    none), side by side; bigrams are looked up in the ``_pair_table``."""
     features = np.full(2 * len(ids), -1, dtype=np.int64)
+    n_tokens = unknown + 1
+    mask = len(keys) - 1
     for d in range(len(doc_ptr) - 1):
         end = doc_ptr[d + 1]
         for p in range(doc_ptr[d], end):
@@ -431,16 +461,13 @@ def _word_features(ids, doc_ptr, unigram, pair_ptr, pair_second, pair_feature, u
             if unigrams:
                 features[2 * p] = unigram[first]
             if bigrams and p + 1 < end and first != unknown and ids[p + 1] != unknown:
-                second = ids[p + 1]
-                lo, hi = pair_ptr[first], pair_ptr[first + 1]
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if pair_second[mid] < second:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                if lo < pair_ptr[first + 1] and pair_second[lo] == second:
-                    features[2 * p + 1] = pair_feature[lo] - 1
+                key = first * n_tokens + ids[p + 1]
+                slot = _slot(key, mask)
+                while keys[slot] != -1:
+                    if keys[slot] == key:
+                        features[2 * p + 1] = values[slot]
+                        break
+                    slot = (slot + 1) & mask
     return features
 
 
