@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from tasks.settings import apply_environment_defaults
@@ -49,6 +50,17 @@ def run() -> NoReturn:
         code = 130
         raise
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _owned_flow_runs() -> Iterator[None]:
+    """Flow runs this process runs itself send no heartbeats: it reports their end itself (and
+    ``docclass jobs`` checks a job's process), while Prefect would wait up to a second for the
+    heartbeat thread at each run's end. Runs that workers start from deployments keep them."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,7 +244,8 @@ def _compare(args: argparse.Namespace) -> int:
     from flows.compare import compare_document_classifiers, format_table
 
     print(f"docclass: comparing versions of {request.DocumentClassifierName} ...", file=sys.stderr)
-    state = compare_document_classifiers(request, return_state=True)
+    with _owned_flow_runs():
+        state = compare_document_classifiers(request, return_state=True)
     if not state.is_completed():
         print(f"docclass: error: {state.message or 'the comparison failed'}", file=sys.stderr)
         return 1
@@ -381,7 +394,8 @@ def _train(args: argparse.Namespace) -> int:
     from flows.training import create_document_classifier, initial_properties, now_iso
 
     print(f"docclass: training {request.DocumentClassifierName} ({request.Mode.value}) ...", file=sys.stderr)
-    state = create_document_classifier(request, return_state=True)
+    with _owned_flow_runs():
+        state = create_document_classifier(request, return_state=True)
     if state.is_completed():
         _print_json(state.result())
         return 0
@@ -444,7 +458,8 @@ def _classify(args: argparse.Namespace) -> int:
         return 0
 
     print(f"docclass: classifying {request.InputDataConfig.S3Uri} with {request.DocumentClassifier} ...", file=sys.stderr)
-    state = start_document_classification_job(request, return_state=True)
+    with _owned_flow_runs():
+        state = start_document_classification_job(request, return_state=True)
     describe = describe_job(job_id_of(state))
     _print_json(describe)
     if describe["JobStatus"] != "COMPLETED":
@@ -473,7 +488,9 @@ def _resume_job(args: argparse.Namespace) -> int:
     from flows.jobs import describe_job, resume_job
 
     print(f"docclass: resuming job {args.job_id} ...", file=sys.stderr)
-    describe = describe_job(job_id_of(resume_job(args.job_id, args.force)))
+    with _owned_flow_runs():
+        state = resume_job(args.job_id, args.force)
+    describe = describe_job(job_id_of(state))
     _print_json(describe)
     if describe["JobStatus"] != "COMPLETED":
         print(f"docclass: job {describe['JobId']} {describe['JobStatus']}: {describe.get('Message', '')}", file=sys.stderr)
