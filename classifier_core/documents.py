@@ -17,6 +17,7 @@ from typing import BinaryIO
 from classifier_core.config import MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
 
 CHUNK_SIZE = 1 << 20
+EMPTY_MESSAGE = "document is empty"
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -89,14 +90,71 @@ def read_lines(
     Yields:
         One ``Document`` per line, in order.
     """
+    for batch in read_line_batches(fp, file_name, max_bytes, chunk_size, first_line, strip_bom):
+        yield from batch.documents()
+
+
+@dataclass(frozen=True, slots=True)
+class LineBatch:
+    """Consecutive lines of one ONE_DOC_PER_LINE input, read in bulk: line ``first_line + i``
+    is the text ``texts[i]`` or, where that is None, the error document ``errors[i]``."""
+
+    file: str
+    first_line: int
+    texts: list[str | None]
+    errors: dict[int, Document]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def documents(self) -> list[Document]:
+        """The batch as one Document per line."""
+        return [self.errors[i] if text is None else Document(self.file, self.first_line + i, text)
+                for i, text in enumerate(self.texts)]
+
+
+def read_line_batches(
+    fp: BinaryIO,
+    file_name: str,
+    max_bytes: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    first_line: int = 0,
+    strip_bom: bool = True,
+    batch_lines: int = 10_000,
+    batch_chars: int | None = None,
+) -> Iterator[LineBatch]:
+    """``read_lines`` in batches of at most ``batch_lines`` lines (ending early once their texts
+    reach ``batch_chars`` characters): the lines a chunk ends are decoded in one call, and no
+    Document is made for a line that can be classified."""
+    if batch_lines < 1:
+        raise ValueError(f"batch size must be at least 1; found {batch_lines}")
     chunks = _chunks(fp, chunk_size)
     if strip_bom:
         chunks = _strip_bom(chunks)
-    for number, (raw, size) in enumerate(_lines(chunks, max_bytes), start=first_line):
-        if raw is None:
-            yield _size_exceeded(file_name, number, f"{size}", max_bytes)
-        else:
-            yield _decode(raw, file_name, number, "line")
+    texts: list[str | None] = []
+    errors: dict[int, Document] = {}
+    start = number = first_line  # the first line of the batch, of the chunk's lines
+    chars = 0
+    for group in _line_groups(chunks, max_bytes):
+        decoded, group_errors = _decode_lines(group, file_name, number, max_bytes)
+        position = 0
+        while position < len(decoded):
+            take = decoded[position:position + batch_lines - len(texts)]
+            first, end = number + position, number + position + len(take)
+            if len(group_errors) <= len(take):
+                errors.update((line - start, doc) for line, doc in group_errors.items() if first <= line < end)
+            else:  # (a chunk of mostly bad lines: look up this slice's lines, not every error per slice)
+                errors.update((line - start, group_errors[line]) for line in range(first, end) if line in group_errors)
+            texts += take
+            chars += sum(len(text) for text in take if text is not None)
+            position += len(take)
+            if len(texts) >= batch_lines or (batch_chars is not None and chars >= batch_chars):
+                yield LineBatch(file_name, start, texts, errors)
+                start += len(texts)
+                texts, errors, chars = [], {}, 0
+        number += len(decoded)
+    if texts:
+        yield LineBatch(file_name, start, texts, errors)
 
 
 def read_file_document(
@@ -208,12 +266,23 @@ def _lines(
     chunks: Iterable[bytes], max_bytes: int | None = None
 ) -> Iterator[tuple[bytes | None, int]]:
     """Yields (line bytes, size) per line; the bytes are None for lines over max_bytes."""
+    for group in _line_groups(chunks, max_bytes):
+        yield from group
+
+
+def _line_groups(
+    chunks: Iterable[bytes], max_bytes: int | None = None
+) -> Iterator[list[tuple[bytes | None, int]]]:
+    """Per chunk, the (line bytes, size) of the lines it ends; the bytes are None for lines
+    over max_bytes. A line longer than a chunk is carried over, counted but not kept once
+    it is too big."""
     parts: list[bytes] = []  # the unfinished line, carried across chunks
     size = 0
     after_cr = False
     for chunk in chunks:
         if after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the LF of a CRLF split across chunks ends no new line
+        group: list[tuple[bytes | None, int]] = []
         pieces = chunk.splitlines(keepends=True)  # bytes split only at \r, \n, \r\n
         for piece in pieces:
             content = _without_line_end(piece)
@@ -224,14 +293,43 @@ def _lines(
                     parts = [b""]  # too big already: keep counting, stop keeping
                 continue
             if not parts:  # the common case: the whole line lies in this chunk
-                yield _keep(content, len(content), max_bytes)
+                group.append(_keep(content, len(content), max_bytes))
                 continue
-            total = size + len(content)
-            yield _keep(b"".join(parts) + content, total, max_bytes)
+            group.append(_keep(b"".join(parts) + content, size + len(content), max_bytes))
             parts, size = [], 0
         after_cr = bool(pieces) and pieces[-1].endswith(b"\r")
+        if group:
+            yield group
     if parts:
-        yield _keep(b"".join(parts), size, max_bytes)
+        yield [_keep(b"".join(parts), size, max_bytes)]
+
+
+def _decode_lines(group: list[tuple[bytes | None, int]], file_name: str, first_line: int,
+                  max_bytes: int | None) -> tuple[list[str | None], dict[int, Document]]:
+    """The texts of consecutive lines (None for a line that cannot be classified) and the error
+    documents of those, by line number."""
+    raws = [raw for raw, _ in group]
+    texts: list[str | None] | None = None
+    if None not in raws:
+        try:  # all at once, unless a line is bad (no line holds a line end)
+            texts = b"\n".join(raws).decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            pass
+    errors: dict[int, Document] = {}
+    if texts is None:
+        texts = []
+        for line, (raw, size) in enumerate(group, start=first_line):
+            document = (_size_exceeded(file_name, line, f"{size}", max_bytes) if raw is None
+                        else _decode(raw, file_name, line, "line"))
+            if document.error is not None:
+                errors[line] = document
+            texts.append(document.text)
+    for i, text in enumerate(texts):
+        if text is not None and (not text or text.isspace()):  # as _decode's ``not text.strip()``
+            errors[first_line + i] = Document(file_name, first_line + i, None, DocumentError.EMPTY_DOCUMENT,
+                                              EMPTY_MESSAGE)
+            texts[i] = None
+    return texts, errors
 
 
 def _without_line_end(piece: bytes) -> bytes:
@@ -260,7 +358,7 @@ def _decode(raw: bytes, file_name: str, line: int | None, what: str) -> Document
         return Document(file_name, line, None, DocumentError.INVALID_ENCODING, message)
     if not text.strip():
         return Document(
-            file_name, line, None, DocumentError.EMPTY_DOCUMENT, "document is empty"
+            file_name, line, None, DocumentError.EMPTY_DOCUMENT, EMPTY_MESSAGE
         )
     return Document(file_name, line, text)
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from classifier_core.config import LABEL_THRESHOLD, Mode
-from classifier_core.documents import Document, DocumentError
+from classifier_core.documents import EMPTY_MESSAGE, Document, DocumentError
 from classifier_core.model import TextClassifier
 from classifier_core.predictions import multi_class_record, multi_label_record, prediction_records
-
-EMPTY_MESSAGE = "document is empty"
 
 
 def classify_documents(model: TextClassifier, documents: Sequence[Document], explain: bool = False) -> list[dict]:

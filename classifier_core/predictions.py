@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from classifier_core.config import LABEL_THRESHOLD, MIN_LABELS_LISTED, TOP_CLASSES
-from classifier_core.documents import Document
+from classifier_core.documents import Document, LineBatch
 
 SCORE_DECIMALS = 6
 # gzip's own default: tarfile's 9 is 3x slower on predictions.jsonl for a 4% smaller archive.
@@ -131,21 +131,25 @@ def write_jsonl(records: Iterable[dict[str, Any]], fp: BinaryIO) -> int:
 
 
 def encode_predictions(
-    documents: Sequence[Document], labels: Sequence[str], scores: np.ndarray | None, multi_label: bool,
+    documents: Sequence[Document] | LineBatch, labels: Sequence[str], scores: np.ndarray | None, multi_label: bool,
 ) -> tuple[bytes, int, np.ndarray]:
     """The bytes ``write_jsonl(prediction_records(...))`` writes, with the number of error records
     and how many documents each label tops (multi-class) or is assigned to (multi-label).
+    ``documents`` may be a LineBatch, whose lines without errors are never made Documents.
 
     The job's hot path: ranking, rounding and counting are done on whole arrays, and each line is
     formatted directly instead of building and serialising dicts. The bytes are the same (a test
     compares them), including Python's correctly rounded ``round(score, 6)`` and the name order
     of equal rounded scores.
     """
-    expected = sum(document.error is None for document in documents)
+    if isinstance(documents, LineBatch) and documents.errors:
+        documents = documents.documents()  # (error records are rare: the general layout)
+    expected = len(documents) if isinstance(documents, LineBatch) else sum(d.error is None for d in documents)
     values = np.zeros((0, len(labels))) if scores is None else np.asarray(scores, dtype=float)
     if len(values) != expected or (values.size and not np.isfinite(values).all()):
         buffer = io.BytesIO()  # let the general path raise its error
-        write_jsonl(prediction_records(documents, labels, scores, multi_label), buffer)
+        general = documents.documents() if isinstance(documents, LineBatch) else documents
+        write_jsonl(prediction_records(general, labels, scores, multi_label), buffer)
         raise AssertionError("unreachable: the general path accepted what the fast path refused")
     n_labels = len(labels)
     units = _score_units(values)  # round(score, 6) * 10**6, as integers
@@ -167,8 +171,12 @@ def encode_predictions(
         counts_listed = np.full(len(values), listed)
         counts = np.bincount(order[:, 0], minlength=n_labels) if len(values) else np.zeros(n_labels, dtype=np.int64)
     field = "Labels" if multi_label else "Classes"
+    if isinstance(documents, LineBatch):  # lines, none of them an error
+        where = pc.binary_join_element_wise(f'{{"File": {json.dumps(documents.file, ensure_ascii=False)}, "Line": "',
+                                            _numbers(documents.first_line, len(documents)), '"', "")
+        return _prediction_lines(where, labels, field, units, order, counts_listed), 0, counts
     valid = [document for document in documents if document.error is None]
-    lines = _prediction_lines(valid, labels, field, units, order, counts_listed)
+    lines = _prediction_lines(_where_column(valid), labels, field, units, order, counts_listed)
     if len(valid) == len(documents):
         return lines, 0, counts
     text = iter(lines.decode("utf-8").splitlines())  # no JSON string holds a raw line end
@@ -177,30 +185,38 @@ def encode_predictions(
     return ("\n".join(records) + "\n").encode("utf-8"), len(documents) - expected, counts
 
 
-def _prediction_lines(documents: Sequence[Document], labels: Sequence[str], field: str, units: np.ndarray,
-                      order: np.ndarray, listed: np.ndarray) -> bytes:
-    """The prediction lines of documents without errors, built column-wise by Arrow: each line is
-    ``{"File": f, "Line": "n", field: [{"Name": name, "Score": score}, ...]}``, listing
-    ``order[row][:listed[row]]``."""
-    if not documents:
+def _prediction_lines(where, labels: Sequence[str], field: str, units: np.ndarray, order: np.ndarray,
+                      listed: np.ndarray) -> bytes:
+    """Prediction lines built column-wise by Arrow: each line is ``where[row]`` (``{"File": f``,
+    with ``, "Line": "n"`` for lines) then ``, field: [{"Name": name, "Score": score}, ...]}``,
+    listing ``order[row][:listed[row]]``."""
+    if len(where) == 0:
         return b""
-    rows = np.repeat(np.arange(len(documents)), listed)
+    rows = np.repeat(np.arange(len(where)), listed)
     columns = order[rows, np.arange(len(rows)) - np.repeat(_starts(listed), listed)]
     names = pa.array([json.dumps(label, ensure_ascii=False) for label in labels]).take(pa.array(columns))
     entries = pc.binary_join_element_wise('{"Name": ', names, ', "Score": ', _score_texts(units[rows, columns]), "}", "")
     per_row = pa.ListArray.from_arrays(pa.array(np.append(_starts(listed), len(rows)).astype(np.int32)), entries)
+    lines = pc.binary_join_element_wise(where, f', "{field}": [', pc.binary_join(per_row, ", "), "]}\n", "")
+    return _concatenated(lines)
+
+
+def _where_column(documents: Sequence[Document]):
+    """``{"File": f`` and, for a line, ``, "Line": "n"`` of each document, as an Arrow array."""
     files = {name: i for i, name in enumerate(dict.fromkeys(d.file for d in documents))}
-    file_json = pa.array([json.dumps(name, ensure_ascii=False) for name in files]).take(
+    file_json = pa.array([json.dumps(name, ensure_ascii=False) for name in files], pa.string()).take(
         pa.array(np.fromiter((files[d.file] for d in documents), np.int64, len(documents))))
     lines_of = [d.line for d in documents]
     if None in lines_of:  # ONE_DOC_PER_FILE, or a mix in a test
-        where = pc.binary_join_element_wise(
-            '{"File": ', file_json, pa.array(["" if n is None else f', "Line": "{n}"' for n in lines_of]), "")
-    else:
-        where = pc.binary_join_element_wise('{"File": ', file_json, ', "Line": "',
-                                            pc.cast(pa.array(lines_of, pa.int64()), pa.string()), '"', "")
-    lines = pc.binary_join_element_wise(where, f', "{field}": [', pc.binary_join(per_row, ", "), "]}\n", "")
-    return _concatenated(lines)
+        return pc.binary_join_element_wise(
+            '{"File": ', file_json, pa.array(["" if n is None else f', "Line": "{n}"' for n in lines_of], pa.string()), "")
+    return pc.binary_join_element_wise('{"File": ', file_json, ', "Line": "',
+                                       pc.cast(pa.array(lines_of, pa.int64()), pa.string()), '"', "")
+
+
+def _numbers(first: int, count: int):
+    """The decimal text of first, first + 1, ... as an Arrow string array."""
+    return pc.cast(pa.array(np.arange(first, first + count, dtype=np.int64)), pa.string())
 
 
 def _starts(lengths: np.ndarray) -> np.ndarray:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from classifier_core.config import LABEL_THRESHOLD, MAX_DOCUMENT_BYTES_PER_FILE, InputFormat, Mode
-from classifier_core.documents import Document, batched, read_file_document, read_lines
+from classifier_core.documents import Document, LineBatch, batched, read_file_document, read_line_batches
 from classifier_core.predictions import encode_predictions, write_jsonl
 
 if TYPE_CHECKING:  # the model (scikit-learn) is imported only where shards are classified
@@ -215,29 +215,42 @@ class _Range(io.RawIOBase):
         return data
 
 
-def shard_documents(shard: Shard, input_format: InputFormat | str, open_input: Opener,
-                    max_bytes: int | None = None) -> Iterator[Document]:
-    """Every document of the shard, in order, numbered as a serial read of the whole input numbers them."""
-    per_line = InputFormat(input_format) is InputFormat.ONE_DOC_PER_LINE
+def shard_batches(shard: Shard, input_format: InputFormat | str, open_input: Opener, max_bytes: int | None = None,
+                  batch_size: int = BATCH_DOCUMENTS, batch_chars: int | None = BATCH_CHARS,
+                  ) -> Iterator[LineBatch | list[Document]]:
+    """The shard's documents in order, in batches of at most ``batch_size`` documents (ending
+    early at ``batch_chars`` characters): LineBatches of one piece's lines (ONE_DOC_PER_LINE),
+    numbered as a serial read of the whole input numbers them, or lists of file documents."""
+    if InputFormat(input_format) is InputFormat.ONE_DOC_PER_FILE:
+        limit = MAX_DOCUMENT_BYTES_PER_FILE if max_bytes is None else max_bytes
+        yield from batched((_file_document(piece, open_input, limit) for piece in shard.pieces), batch_size, batch_chars)
+        return
     for piece in shard.pieces:
         with open_input(piece.uri) as fp:
-            if not per_line:
-                limit = MAX_DOCUMENT_BYTES_PER_FILE if max_bytes is None else max_bytes
-                yield read_file_document(fp, piece.name, limit)
-                continue
             if piece.start:
                 fp.seek(piece.start)
             length = None if piece.end is None else piece.end - piece.start
             # Only the object's first bytes can be a BOM; later a U+FEFF is part of a line.
-            yield from read_lines(_Range(fp, length), piece.name, max_bytes,
-                                  first_line=piece.first_line, strip_bom=piece.start == 0)
+            yield from read_line_batches(_Range(fp, length), piece.name, max_bytes, first_line=piece.first_line,
+                                         strip_bom=piece.start == 0, batch_lines=batch_size, batch_chars=batch_chars)
 
 
-def classify_shard(model: TextClassifier, documents: Iterator[Document], out: BinaryIO, index: int = 0,
-                   batch_size: int = BATCH_DOCUMENTS, explain: bool = False,
+def shard_documents(shard: Shard, input_format: InputFormat | str, open_input: Opener,
+                    max_bytes: int | None = None) -> Iterator[Document]:
+    """Every document of the shard, in order, numbered as a serial read of the whole input numbers them."""
+    for batch in shard_batches(shard, input_format, open_input, max_bytes):
+        yield from batch.documents() if isinstance(batch, LineBatch) else batch
+
+
+def _file_document(piece: Piece, open_input: Opener, limit: int) -> Document:
+    with open_input(piece.uri) as fp:
+        return read_file_document(fp, piece.name, limit)
+
+
+def classify_shard(model: TextClassifier, batches: Iterable[LineBatch | list[Document]], out: BinaryIO,
+                   index: int = 0, explain: bool = False,
                    between_batches: Callable[[int], None] | None = None) -> ShardResult:
-    """Classifies documents in bounded batches (``batch_size`` documents or BATCH_CHARS
-    characters), writing predictions.jsonl lines to ``out``.
+    """Classifies the batches of ``shard_batches``, writing predictions.jsonl lines to ``out``.
 
     Every document yields exactly one line, a prediction or an error record. Counts error
     records and top classes (multi-class) or assigned labels (multi-label).
@@ -245,11 +258,15 @@ def classify_shard(model: TextClassifier, documents: Iterator[Document], out: Bi
     """
     result = ShardResult(index, class_counts=dict.fromkeys(model.labels_, 0))
     multi_label = model.mode is Mode.MULTI_LABEL
-    for batch in batched(documents, batch_size, BATCH_CHARS):
+    for batch in batches:
         if explain:
-            jsonl, errors, counts = _explained_batch(model, batch)
+            jsonl, errors, counts = _explained_batch(model, batch.documents() if isinstance(batch, LineBatch) else batch)
         else:
-            scores = model.predict_scores([d.text for d in batch if d.error is None])
+            if isinstance(batch, LineBatch):
+                texts = [text for text in batch.texts if text is not None] if batch.errors else batch.texts
+            else:
+                texts = [d.text for d in batch if d.error is None]
+            scores = model.predict_scores(texts)
             jsonl, errors, counts = encode_predictions(batch, model.labels_, scores, multi_label)
         out.write(jsonl)
         result.bytes += len(jsonl)

@@ -34,7 +34,7 @@ from classifier_core.config import MAX_DOCUMENT_BYTES_PER_FILE, InputFormat
 from classifier_core.errors import DocclassError
 from classifier_core.model_metadata import read_metadata
 from classifier_core.predictions import gzip_writer, package_gzip_members
-from classifier_core.shards import Shard, ShardResult, classify_shard, plan_shards, shard_bytes_for, shard_documents
+from classifier_core.shards import Shard, ShardResult, classify_shard, plan_shards, shard_batches, shard_bytes_for
 from tasks import storage
 from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
@@ -276,9 +276,9 @@ def classify_job_shard(
     local = docclass_home() / "work" / job_id / f"shard-{shard.index:06d}.{os.getpid()}.jsonl.gz"
     local.parent.mkdir(parents=True, exist_ok=True)
     try:
-        documents = shard_documents(shard, input_format, storage.open_input, MAX_DOCUMENT_BYTES_PER_FILE)
+        batches = shard_batches(shard, input_format, storage.open_input, MAX_DOCUMENT_BYTES_PER_FILE)
         with open(local, "wb") as raw, gzip_writer(raw) as out:
-            result = classify_shard(model, documents, out, shard.index, explain=explain,
+            result = classify_shard(model, batches, out, shard.index, explain=explain,
                                     between_batches=lambda _: stop.check())
         result.compressed_bytes = local.stat().st_size
         storage.publish(local, shard_uri(staging, shard.index, "jsonl.gz"))

@@ -11,7 +11,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from classifier_core.documents import Document, DocumentError
+from classifier_core.documents import Document, DocumentError, LineBatch
 from classifier_core.predictions import (
     encode_predictions,
     gzip_writer,
@@ -311,3 +311,22 @@ def test_gzip_members_make_the_tar_gz_tarfile_writes(tmp_path, parts):
     listed = subprocess.run(["tar", "-tzvf", str(archive)], capture_output=True, text=True, check=True).stdout
     assert "predictions.jsonl" in listed and str(len(data)) in listed
     subprocess.run(["gzip", "-t", str(archive)], check=True)
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_a_line_batch_encodes_as_its_documents(multi_label):
+    """Lines read in bulk (no Document per line) give the bytes their Documents give."""
+    labels = ["b", "a", "c\u00e9", "d"]
+    rng = np.random.default_rng(3)
+    texts = [f"text {i}" for i in range(50)]
+    clean = LineBatch("f\u00fc \"x\".txt", 1_000, texts, {})
+    scores = rng.dirichlet(np.ones(4), size=50)
+    fast, general = encode_predictions(clean, labels, scores, multi_label), encode_predictions(
+        clean.documents(), labels, scores, multi_label)
+    assert fast[:2] == general[:2] and fast[2].tolist() == general[2].tolist()
+    errors = {3: Document(clean.file, 1_003, None, DocumentError.EMPTY_DOCUMENT, "document is empty")}
+    dirty = LineBatch(clean.file, 1_000, texts[:3] + [None] + texts[4:], errors)
+    jsonl, n_errors, counts = encode_predictions(dirty, labels, np.delete(scores, 3, axis=0), multi_label)
+    assert (jsonl, n_errors) == encode_predictions(dirty.documents(), labels, np.delete(scores, 3, axis=0), multi_label)[:2]
+    assert n_errors == 1 and json.loads(jsonl.splitlines()[3]) == {
+        "File": clean.file, "Line": "1003", "ErrorCode": "EMPTY_DOCUMENT", "ErrorMessage": "document is empty"}

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier_core.config import Mode, TrainingConfig
-from classifier_core.documents import DocumentError, read_lines, split_lines
+from classifier_core.documents import DocumentError, read_line_batches, read_lines, split_lines
 from classifier_core.errors import TrainingDataError
 from classifier_core.training_data import load_training_data, read_comprehend_csv
 
@@ -121,10 +121,15 @@ def test_split_lines_matches_the_spec_for_any_chunk_size(data, chunk_size):
     data=pieces(LINE_PIECES, 80),
     chunk_size=st.one_of(st.integers(1, 8), st.just(1 << 20)),
     max_bytes=st.one_of(st.none(), st.integers(0, 12)),
+    batch_lines=st.integers(1, 5),
 )
-def test_every_line_is_exactly_one_document_in_order(data, chunk_size, max_bytes):
+def test_every_line_is_exactly_one_document_in_order(data, chunk_size, max_bytes, batch_lines):
     lines = expected_lines(data.removeprefix(BOM))  # read_lines strips one leading BOM
     documents = list(read_lines(io.BytesIO(data), "in.txt", max_bytes=max_bytes, chunk_size=chunk_size))
+    batches = list(read_line_batches(io.BytesIO(data), "in.txt", max_bytes=max_bytes, chunk_size=chunk_size,
+                                     first_line=0, batch_lines=batch_lines))
+    assert all(0 < len(batch) <= batch_lines for batch in batches)
+    assert [d for batch in batches for d in batch.documents()] == documents
     assert [d.line for d in documents] == list(range(len(lines)))
     assert all(d.file == "in.txt" for d in documents)
     for document, line in zip(documents, lines, strict=True):

@@ -17,6 +17,7 @@ from classifier_core.shards import (
     classify_shard,
     line_starts_after,
     plan_shards,
+    shard_batches,
     shard_bytes_for,
     shard_documents,
 )
@@ -133,7 +134,7 @@ def test_classified_shards_concatenate_to_the_serial_bytes(tmp_path):
     def run(shard_size: int, batch_size: int):
         out, results = io.BytesIO(), []
         for shard in plan_shards(objects, LINE, shard_size, _opener):
-            results.append(classify_shard(model, shard_documents(shard, LINE, _opener), out, shard.index, batch_size))
+            results.append(classify_shard(model, shard_batches(shard, LINE, _opener, batch_size=batch_size), out, shard.index))
         return out.getvalue(), results
 
     serial, (one,) = run(1 << 30, 2_000)
@@ -156,8 +157,8 @@ def test_explanations_take_the_general_path_with_the_same_counts(tmp_path):
     path.write_text("\n".join(t for _, t in multi_class_rows(300, seed=8)) + "\n\n", encoding="utf-8")
     shard = plan_shards([(str(path), "in.txt", path.stat().st_size)], LINE, 1 << 20, _opener)[0]
     plain, explained = io.BytesIO(), io.BytesIO()
-    a = classify_shard(model, shard_documents(shard, LINE, _opener), plain, batch_size=64)
-    b = classify_shard(model, shard_documents(shard, LINE, _opener), explained, batch_size=64, explain=True)
+    a = classify_shard(model, shard_batches(shard, LINE, _opener, batch_size=64), plain)
+    b = classify_shard(model, shard_batches(shard, LINE, _opener, batch_size=64), explained, explain=True)
     assert (a.documents, a.errors, a.class_counts) == (b.documents, b.errors, b.class_counts) == (301, 1, a.class_counts)
     for x, y in zip(plain.getvalue().splitlines(), explained.getvalue().splitlines()):
         x, y = json.loads(x), json.loads(y)
