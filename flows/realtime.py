@@ -163,7 +163,11 @@ def app_from_environment() -> FastAPI:
     version = registry.resolve(registry.ModelRef.parse(os.environ[SERVE_CLASSIFIER_ENV]))
     info = {"DocumentClassifierName": version.name, "DocumentClassifierVersion": str(version.version)}
     max_bytes = int(os.environ.get(SERVE_MAX_BYTES_ENV, MAX_REALTIME_TEXT_BYTES))
-    app = create_app(registry.load_classifier(version), info, max_bytes)
+    model = registry.load_classifier(version)
+    app = create_app(model, info, max_bytes)
+    # One answer before serving: numba loads its compiled loops and fast_tfidf builds its lookup
+    # tables now, not during the first request, and what they keep is frozen below with the rest.
+    model.predict_scores(["warm up"])
     # The ~330k objects that MLflow, Prefect settings and the model leave behind never die; a full
     # collection walking them took ~190 ms and was the whole p99. Freezing takes them out of it.
     gc.freeze()
