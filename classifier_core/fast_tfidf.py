@@ -13,9 +13,13 @@ word pattern spans whitespace); each distinct word is looked up once in a per-ve
 * ``word``: the ids of the word's regex tokens; unigram features are an array lookup and
   bigrams a lookup of (token, token) pairs in a sparse table, counted with one sort.
 
+(The words are split and numbered by Arrow, which splits exactly where ``str.split()`` does.)
+
 Both give exactly ``CountVectorizer``'s count matrix, then run the vectorizer's own fitted
 ``TfidfTransformer`` on it, so the output is bit for bit what ``vectorizer.transform``
-returns. ``fit_transform`` likewise reproduces scikit-learn's fitted state (vocabulary and
+returns. ``occurrences`` stops short of counting: it lists each document's feature
+occurrences, from which ``classifier_core.fast_scores`` computes a model's scores directly
+(word bigrams then come from a hash table, compiled with numba). ``fit_transform`` likewise reproduces scikit-learn's fitted state (vocabulary and
 its insertion order, ``idf_``, even the unsorted rows of its output) and leaves a plain
 fitted ``TfidfVectorizer``: nothing of this module is pickled with a model.
 
