@@ -11,15 +11,15 @@ word pattern spans whitespace); each distinct word is looked up once in a per-ve
   multiset union of its words', so the counts are one sparse product, (documents x words)
   @ (words x n-grams), taken transposed so that one linear pass sorts every row.
 * ``word``: the ids of the word's regex tokens; unigram features are an array lookup and
-  bigrams a lookup of (token, token) pairs in a sparse table, counted with one sort.
+  bigrams a lookup of (token, token) pairs in a hash table (compiled with numba), counted
+  with one sort.
 
 (The words are split and numbered by Arrow, which splits exactly where ``str.split()`` does.)
 
 Both give exactly ``CountVectorizer``'s count matrix, then run the vectorizer's own fitted
 ``TfidfTransformer`` on it, so the output is bit for bit what ``vectorizer.transform``
 returns. ``occurrences`` stops short of counting: it lists each document's feature
-occurrences, from which ``classifier_core.fast_scores`` computes a model's scores directly
-(word bigrams then come from a hash table, compiled with numba). ``fit_transform`` likewise reproduces scikit-learn's fitted state (vocabulary and
+occurrences, from which ``classifier_core.fast_scores`` computes a model's scores directly. ``fit_transform`` likewise reproduces scikit-learn's fitted state (vocabulary and
 its insertion order, ``idf_``, even the unsorted rows of its output) and leaves a plain
 fitted ``TfidfVectorizer``: nothing of this module is pickled with a model.
 
@@ -381,12 +381,11 @@ class _WordNgrams:
         self.unigram = np.full(len(tokens) + 1, -1, dtype=np.int64)  # feature of a token id, or -1
         self.unigram[np.fromiter(unigram_features, np.int64, len(unigram_features))] = \
             np.fromiter(unigram_features.values(), np.int64, len(unigram_features))
+        self.bigrams = self.bigrams and bool(pairs)
         pairs_array = np.array(pairs, dtype=np.int64).reshape(-1, 3)
-        # bigram feature + 1 at (first token, second token); looked up by binary search in a row
-        self.pairs = sp.csr_array((pairs_array[:, 2] + 1, (pairs_array[:, 0], pairs_array[:, 1])),
-                                  shape=(self.unknown + 1, self.unknown + 1))
-        self.pairs.sum_duplicates()
-        self.pair_table = None  # the pairs as a hash table, built on first use by occurrences
+        # (first token, second token) -> bigram feature, as a hash table
+        self.pair_keys, self.pair_features = _pair_table(pairs_array[:, 0] * (self.unknown + 1) + pairs_array[:, 1],
+                                                         pairs_array[:, 2])
         self.tokens = _WordTokens(tokens, self.unknown)
 
     def occurrences(self, batch: _Batch) -> Occurrences:
@@ -394,44 +393,27 @@ class _WordNgrams:
         starts (-1: none)."""
         ids, lengths = self.tokens.ids(batch)
         doc_ptr = _indptr(lengths)
-        if self.pair_table is None:
-            self.pair_table = _pair_table(self.pairs, self.unknown + 1)
-        keys, values = self.pair_table
-        features = _word_features(ids, doc_ptr, self.unigram, keys, values, self.unknown, self.unigrams,
-                                  self.bigrams and self.pairs.nnz > 0)
+        features = _word_features(ids, doc_ptr, self.unigram, self.pair_keys, self.pair_features, self.unknown,
+                                  self.unigrams, self.bigrams)
         return Occurrences(doc_ptr, np.arange(len(ids), dtype=np.int64),
                            np.arange(0, 2 * len(ids) + 1, 2, dtype=np.int64), features)
 
     def counts(self, batch: _Batch):
-        """The documents' count matrix, indices sorted within rows."""
-        ids, lengths = self.tokens.ids(batch)
-        doc_of = np.repeat(np.arange(batch.n_docs, dtype=np.int64), lengths)
-        rows, features = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        if self.unigrams:
-            feature = self.unigram[ids]
-            found = feature >= 0
-            rows.append(doc_of[found])
-            features.append(feature[found])
-        if self.bigrams and len(ids) > 1 and self.pairs.nnz:
-            valid = (doc_of[:-1] == doc_of[1:]) & (ids[:-1] != self.unknown) & (ids[1:] != self.unknown)
-            first = np.flatnonzero(valid)
-            if len(first):  # (scipy answers an empty lookup with a sparse array)
-                feature = np.asarray(self.pairs[ids[first], ids[first + 1]]).ravel() - 1
-                found = feature >= 0
-                rows.append(doc_of[first[found]])
-                features.append(feature[found])
+        """The documents' count matrix, indices sorted within rows: the occurrences, counted."""
+        occurrences = self.occurrences(batch)
+        doc_of = np.repeat(np.arange(batch.n_docs, dtype=np.int64), 2 * np.diff(occurrences.doc_ptr))
+        found = occurrences.features >= 0
         n_features = len(self.vocabulary)
-        keys = np.concatenate(rows) * n_features + np.concatenate(features)
+        keys = doc_of[found] * n_features + occurrences.features[found]
         return _count_keys(keys, batch.n_docs, n_features, self.dtype)
 
 
-def _pair_table(pairs, n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """The bigram table as open addressing (linear probing, at most half full): slot keys
+def _pair_table(pair_keys: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bigrams as open addressing (linear probing, at most half full): slot keys
     ``first * n_tokens + second`` (-1: empty) and their features."""
-    coo = pairs.tocoo()
-    size = 1 << max(int(2 * coo.nnz).bit_length(), 4)
+    size = 1 << max(int(2 * len(pair_keys)).bit_length(), 4)
     keys, values = np.full(size, -1, dtype=np.int64), np.full(size, -1, dtype=np.int64)
-    _fill_pairs(keys, values, coo.row.astype(np.int64) * n_tokens + coo.col, coo.data.astype(np.int64) - 1)
+    _fill_pairs(keys, values, pair_keys, features)
     return keys, values
 
 
