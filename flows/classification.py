@@ -13,7 +13,6 @@ from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from classifier_core.config import InputFormat
@@ -41,6 +40,7 @@ from tasks.classification import (
     staging_uri,
     total_counts,
 )
+from tasks.process import without_heartbeats
 from tasks.settings import work_dir
 
 
@@ -81,9 +81,7 @@ def start_document_classification_job(request: StartDocumentClassificationJobReq
                 inputs = skip_classified_inputs(inputs, ledger_uri(request.InputDataConfig.S3Uri, request.OutputDataConfig.S3Uri))
             plan = plan_job_shards(inputs, input_format, staging, workers, work)
         runner = shard_task_runner(request.DaskAddress, workers, len(plan.shards), plan.total_bytes)
-        # This flow run's heartbeats go on; the subflow's own would make its end wait up to 1 s
-        # for their thread's sleep.
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with without_heartbeats():  # (this flow run's own heartbeats go on)
             results = classify_shards.with_options(task_runner=runner)(
                 plan.shards, classifier, input_format, staging, job_id, flow_run.id, request.Explain,
             ) if plan.shards else []

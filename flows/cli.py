@@ -6,15 +6,14 @@ Exit codes: 0 success, 1 the work failed (e.g. a classifier ended IN_ERROR), 2 b
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
+from tasks.process import exit_without_teardown, without_heartbeats
 from tasks.settings import apply_environment_defaults
 
 EPILOG = """\
@@ -26,21 +25,10 @@ standard AWS variables (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...).
 
 
 def run() -> NoReturn:
-    """The ``docclass`` console script: ``main()``, then exit without tearing the interpreter down.
-
-    Freeing every object of Prefect, MLflow, scikit-learn and a loaded model one by one takes
-    a second or more after the work is done. The exit handler registered here, before any of
-    theirs, runs last: Prefect has stopped its services and sent its logs by then.
-    """
+    """The ``docclass`` console script: ``main()``, then exit with its code without tearing the
+    interpreter down (tasks.process.exit_without_teardown)."""
     code = 1
-
-    def exit_now() -> None:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-    atexit.register(exit_now)
+    exit_without_teardown(lambda: code)
     try:
         code = main()
     except SystemExit as exc:
@@ -50,17 +38,6 @@ def run() -> NoReturn:
         code = 130
         raise
     sys.exit(code)
-
-
-@contextlib.contextmanager
-def _owned_flow_runs() -> Iterator[None]:
-    """Flow runs this process runs itself send no heartbeats: it reports their end itself (and
-    ``docclass jobs`` checks a job's process), while Prefect would wait up to a second for the
-    heartbeat thread at each run's end. Runs that workers start from deployments keep them."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,7 +221,7 @@ def _compare(args: argparse.Namespace) -> int:
     from flows.compare import compare_document_classifiers, format_table
 
     print(f"docclass: comparing versions of {request.DocumentClassifierName} ...", file=sys.stderr)
-    with _owned_flow_runs():
+    with without_heartbeats():
         state = compare_document_classifiers(request, return_state=True)
     if not state.is_completed():
         print(f"docclass: error: {state.message or 'the comparison failed'}", file=sys.stderr)
@@ -394,7 +371,7 @@ def _train(args: argparse.Namespace) -> int:
     from flows.training import create_document_classifier, initial_properties, now_iso
 
     print(f"docclass: training {request.DocumentClassifierName} ({request.Mode.value}) ...", file=sys.stderr)
-    with _owned_flow_runs():
+    with without_heartbeats():
         state = create_document_classifier(request, return_state=True)
     if state.is_completed():
         _print_json(state.result())
@@ -458,7 +435,7 @@ def _classify(args: argparse.Namespace) -> int:
         return 0
 
     print(f"docclass: classifying {request.InputDataConfig.S3Uri} with {request.DocumentClassifier} ...", file=sys.stderr)
-    with _owned_flow_runs():
+    with without_heartbeats():
         state = start_document_classification_job(request, return_state=True)
     describe = describe_job(job_id_of(state))
     _print_json(describe)
@@ -488,7 +465,7 @@ def _resume_job(args: argparse.Namespace) -> int:
     from flows.jobs import describe_job, resume_job
 
     print(f"docclass: resuming job {args.job_id} ...", file=sys.stderr)
-    with _owned_flow_runs():
+    with without_heartbeats():
         state = resume_job(args.job_id, args.force)
     describe = describe_job(job_id_of(state))
     _print_json(describe)

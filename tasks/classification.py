@@ -12,14 +12,11 @@ asked to stop (``docclass jobs stop`` or Cancel in the Prefect UI set the run Ca
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import io
 import json
-import logging
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from classifier_core.model_metadata import read_metadata
 from classifier_core.predictions import gzip_writer, package_gzip_members
 from classifier_core.shards import Shard, ShardResult, classify_shard, plan_shards, shard_batches, shard_bytes_for
 from tasks import storage
+from tasks.process import exit_without_teardown
 from tasks.retry import IO_RETRIES
 from tasks.settings import docclass_home
 
@@ -217,20 +215,9 @@ def plan_job_shards(input_uris: list[str], input_format: InputFormat, staging: s
 
 
 def init_shard_worker() -> None:
-    """Initialises a process-pool worker: its exit skips the interpreter's teardown.
-
-    Registered before any task runs, the handler runs last at exit, once Prefect has flushed
-    its logs and events and multiprocessing its queues; what it skips is freeing every object
-    one by one, over a second with a model loaded, which the job would wait for.
-    """
-    atexit.register(_exit_without_teardown)
-
-
-def _exit_without_teardown() -> None:
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    """Initialises a process-pool worker: its exit skips the interpreter's teardown, which the
+    job would wait for (over a second with a model loaded)."""
+    exit_without_teardown()
 
 
 _MODELS: dict[str, TextClassifier] = {}
