@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -20,19 +22,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def prefect_server(env: dict, home: Path) -> subprocess.Popen:
-    """Starts one Prefect server for every run; sets PREFECT_API_URL in env."""
+@contextlib.contextmanager
+def prefect_server(env: dict, home: Path) -> Iterator[None]:
+    """One Prefect server for every run inside, stopped at the end; sets PREFECT_API_URL in env."""
     port = free_port()
     process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
                                 "--analytics-off"], env={**env, "PREFECT_HOME": str(home / "prefect")},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        env["PREFECT_API_URL"] = _wait_for_health(port)
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+
+
+def _wait_for_health(port: int) -> str:
     for _ in range(300):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
                 if response.status == 200:
-                    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-                    return process
+                    return f"http://127.0.0.1:{port}/api"
         except OSError:
             time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)
     raise RuntimeError("the Prefect server did not start")

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -208,8 +207,7 @@ def main() -> int:
         env = {**os.environ, "DOCCLASS_HOME": str(home / "home"), "DO_NOT_TRACK": "true",
                "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("MLFLOW_TRACKING_URI", None)
-        server = prefect_server(env, home)
-        try:
+        with prefect_server(env, home):
             ag_csv = DATA / "ag_news" / "test.csv"
             ag_rows = _rows(ag_csv)
             _train_docclass(env, "ag", ag_csv)
@@ -229,9 +227,6 @@ def main() -> int:
                 folder = _write_files(ng_test, args.long_docs, home / "20ng")
                 name = f"{args.long_docs} 20ng files"
                 results[name] = run_input(name, folder, False, "news", ng_model, env, home)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait()
     print_table(results)
     sys.stdout.flush()
     _log(f"total {time.perf_counter() - started:.0f} s")

@@ -286,8 +286,7 @@ def main() -> int:
         env = {**os.environ, "DOCCLASS_HOME": str(home / "home"), "DO_NOT_TRACK": "true",
                "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("MLFLOW_TRACKING_URI", None)
-        server = prefect_server(env, home)
-        try:
+        with prefect_server(env, home):
             for size in sizes:
                 train_csv = write_training(pool, size, args.dropout, home / f"train-{size}.csv")
                 _log(f"{size:,} rows: {train_csv.stat().st_size / 1e6:.0f} MB; docclass train ...")
@@ -311,9 +310,6 @@ def main() -> int:
                          f"accuracy {result['accuracy']}")
                 if not args.keep:
                     train_csv.unlink()
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait()
     print_table(results)
     sys.stdout.flush()
     _log(f"total {time.perf_counter() - started:.0f} s")
