@@ -129,7 +129,11 @@ def s3(s3_server, monkeypatch) -> S3:
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """This test's own DOCCLASS_HOME (so its own MLflow store), also for child processes."""
-    path = tmp_path / "docclass-home"
+    return use_home(monkeypatch, tmp_path / "docclass-home")
+
+
+def use_home(monkeypatch, path: Path) -> Path:
+    """Makes ``path`` DOCCLASS_HOME, with its own MLflow store, for this test and its child processes."""
     monkeypatch.setenv("DOCCLASS_HOME", str(path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return path

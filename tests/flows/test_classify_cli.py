@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from flows.demo_data import multi_class_rows, multi_label_rows, ticket, write_csv
-from tests.conftest import DOCCLASS, run_docclass
+from tests.conftest import DOCCLASS, run_docclass, use_home
 
 LABELS = {"account", "billing", "refund", "shipping", "technical"}
 
@@ -35,11 +35,9 @@ def trained_home(prefect_server, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def cli(trained_home, prefect_server, monkeypatch):
-    monkeypatch.setenv("DOCCLASS_HOME", str(trained_home))
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return run_docclass
+def home(trained_home, monkeypatch) -> Path:
+    """The DOCCLASS_HOME of this module's tests (and of conftest's ``cli``): the trained one."""
+    return use_home(monkeypatch, trained_home)
 
 
 def predictions(archive: Path) -> list[dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flows.demo_data import multi_class_rows, write_csv
-from tests.conftest import DOCCLASS, free_port, run_docclass
+from tests.conftest import DOCCLASS, free_port, run_docclass, use_home
 
 SUMMARY: list[dict] = []
 
@@ -38,11 +38,9 @@ def trained_home(prefect_server, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def cli(trained_home, prefect_server, monkeypatch):
-    monkeypatch.setenv("DOCCLASS_HOME", str(trained_home))
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return run_docclass
+def home(trained_home, monkeypatch) -> Path:
+    """The DOCCLASS_HOME of this module's tests (and of conftest's ``cli``): the trained one."""
+    return use_home(monkeypatch, trained_home)
 
 
 def _lines(count: int, seed: int = 21) -> bytes:
