@@ -10,18 +10,26 @@ word pattern spans whitespace); each distinct word is looked up once in a per-ve
 * ``char_wb``: the vocabulary ids of the word's n-grams. A document's n-grams are the
   multiset union of its words', so the counts are one sparse product, (documents x words)
   @ (words x n-grams), taken transposed so that one linear pass sorts every row.
+* ``char`` (n-grams across word boundaries): the ids of the word's own n-grams; the
+  n-grams holding whitespace are counted at their first gap, from the few characters around
+  it, enumerated and deduplicated by compiled code (numba) so that only a batch's distinct
+  ones meet the vocabulary.
 * ``word``: the ids of the word's regex tokens; unigram features are an array lookup and
   bigrams a lookup of (token, token) pairs in a hash table (compiled with numba), counted
   with one sort.
 
 (The words are split and numbered by Arrow, which splits exactly where ``str.split()`` does.)
 
-Both give exactly ``CountVectorizer``'s count matrix, then run the vectorizer's own fitted
+Each gives exactly ``CountVectorizer``'s count matrix, then run the vectorizer's own fitted
 ``TfidfTransformer`` on it, so the output is bit for bit what ``vectorizer.transform``
 returns. ``occurrences`` stops short of counting: it lists each document's feature
-occurrences, from which ``classifier_core.fast_scores`` computes a model's scores directly. ``fit_transform`` likewise reproduces scikit-learn's fitted state (vocabulary and
-its insertion order, ``idf_``, even the unsorted rows of its output) and leaves a plain
-fitted ``TfidfVectorizer``: nothing of this module is pickled with a model.
+occurrences, from which ``classifier_core.fast_scores`` computes a model's scores directly.
+``fit_transform`` likewise reproduces scikit-learn's fitted state (vocabulary and its
+insertion order, ``idf_``, even the unsorted rows of its output) and leaves a plain fitted
+``TfidfVectorizer``: nothing of this module is pickled with a model. (For ``char``, the
+vocabulary's terms and ids, ``idf_`` and the matrix are scikit-learn's, but its rows come
+sorted and the vocabulary's insertion order differs: scikit-learn numbers n-grams in order
+of first occurrence, text position by position, which the per-word counting does not see.)
 
 Anything this module does not reproduce (other analyzers or token patterns, stop words,
 custom preprocessing, non-string documents, max_features in fit...) goes to scikit-learn.
@@ -89,8 +97,10 @@ def fit_transform(vec: TfidfVectorizer, texts: Iterable[str]):
     if vec.analyzer == "word":
         vec.build_analyzer()  # its stop-word consistency check records _stop_words_id, as fit does
     docs = [text.lower() for text in texts] if vec.lowercase else texts
-    fit_counts = _fit_char_counts if vec.analyzer == "char_wb" else _fit_word_counts
-    n_features, names_of, chunks = fit_counts(docs, tuple(vec.ngram_range), vec.dtype)
+    if vec.analyzer == "word":
+        n_features, names_of, chunks = _fit_word_counts(docs, tuple(vec.ngram_range), vec.dtype)
+    else:
+        n_features, names_of, chunks = _fit_char_counts(_CHAR_KINDS[vec.analyzer], docs, tuple(vec.ngram_range), vec.dtype)
     if not n_features:
         return vec.fit_transform(texts)  # raises scikit-learn's "empty vocabulary" error
     vocabulary, counts = _prune_and_sort(vec, n_features, names_of, chunks, len(docs))
@@ -99,6 +109,8 @@ def fit_transform(vec: TfidfVectorizer, texts: Iterable[str]):
     vec.vocabulary_ = vocabulary
     vec._tfidf.fit(counts)
     _STATES.pop(vec, None)
+    if vec.analyzer == "char":
+        counts.sort_indices()  # (its provisional order is not scikit-learn's: see the module's docstring)
     return vec._tfidf.transform(counts, copy=False)
 
 
@@ -141,7 +153,7 @@ def clear_caches() -> None:
 
 
 def _kind(vec) -> str | None:
-    """"char_wb" or "word" for a configuration reproduced here, else None."""
+    """"char_wb", "char" or "word" for a configuration reproduced here, else None."""
     if type(vec) is not TfidfVectorizer:
         return None
     try:
@@ -152,8 +164,8 @@ def _kind(vec) -> str | None:
         min_n, max_n = (int(n) for n in vec.ngram_range)
     except (TypeError, ValueError):  # invalid parameters: scikit-learn says which
         return None
-    if vec.analyzer == "char_wb" and 1 <= min_n <= max_n:
-        return "char_wb"
+    if vec.analyzer in ("char_wb", "char") and 1 <= min_n <= max_n:
+        return vec.analyzer
     if (vec.analyzer == "word" and vec.token_pattern == DEFAULT_TOKEN_PATTERN
             and (min_n, max_n) in ((1, 1), (1, 2), (2, 2))):
         return "word"
@@ -172,8 +184,8 @@ def _state(vec):
     kind = _kind(vec)
     if kind is None or not isinstance(vocabulary, dict) or not vocabulary or not hasattr(vec, "_tfidf"):
         return None
-    if kind == "char_wb":
-        state = _CharNgrams(vocabulary, tuple(vec.ngram_range), vec.dtype)
+    if kind in _CHAR_KINDS:
+        state = _CHAR_KINDS[kind](vocabulary, tuple(vec.ngram_range), vec.dtype)
     else:
         state = _WordNgrams(vocabulary, tuple(vec.ngram_range), vec.dtype)
     _STATES[vec] = state
@@ -193,7 +205,9 @@ class _Batch:
     """
 
     def __init__(self, docs: list[str]):
+        self.docs = docs
         self.n_docs = len(docs)
+        self._gaps: dict[int, tuple] = {}
         try:
             array = pa.array(docs, type=pa.large_string())
         except UnicodeEncodeError:
@@ -220,10 +234,19 @@ class _Batch:
                                 dtype=np.int64)
         self.distinct = list(positions)
 
-    def word_matrix(self, dtype):
-        """(documents x distinct words) occurrence counts, a word repeated in place."""
-        return _csr(np.ones(len(self.columns), dtype=dtype), self.columns, _indptr(self.lengths),
-                    (self.n_docs, len(self.distinct)))
+    def gaps(self, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The documents' gaps, after scikit-learn's whitespace normalisation (a run of 2+
+        whitespace characters becomes one space): the normalised text's code points, how many
+        gaps each document has, per gap the number of its context, and each distinct context's
+        start and end in the text. A gap's context is the text its n-grams of up to
+        ``reach + 1`` characters can span, from the previous gap on: up to ``reach``
+        characters of the word before, the gap, and the next ``reach`` characters (which may
+        cross further gaps)."""
+        if reach not in self._gaps:
+            lengths = np.fromiter(map(len, self.docs), dtype=np.int64, count=self.n_docs)
+            code_points = np.frombuffer("".join(self.docs).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            self._gaps[reach] = _gap_contexts(code_points, np.cumsum(lengths), _SPACE, reach)
+        return self._gaps[reach]
 
 
 class _WordCache:
@@ -262,6 +285,11 @@ def _indptr(lengths: np.ndarray) -> np.ndarray:
     indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     return indptr
+
+
+def _rank(lengths: np.ndarray) -> np.ndarray:
+    """Each element's position within its group, for groups of the given lengths laid end to end."""
+    return np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(_indptr(lengths)[:-1], lengths)
 
 
 def _csr(data, indices, indptr, shape):
@@ -317,18 +345,222 @@ class _CharNgrams:
         return Occurrences(_indptr(batch.lengths), batch.columns, _indptr(per_word), ids)
 
     def counts(self, batch: _Batch):
-        """The documents' count matrix, indices sorted within rows.
+        """The documents' count matrix, indices sorted within rows."""
+        return _item_counts(self.occurrences(batch), batch.n_docs, len(self.vocabulary), self.dtype)
 
-        Counts = (documents x words) @ (words x n-grams). The product is taken transposed,
-        (n-grams x words) @ (words x documents), because converting that (n-grams x documents)
-        result to documents-major order sorts every row in one linear pass.
-        """
-        ids, per_word = _ids(self.cache.lookup(batch.distinct))
-        grams = _csr(np.ones(len(ids), dtype=self.dtype), ids, _indptr(per_word),
-                     (len(batch.distinct), len(self.vocabulary)))
-        words = _transpose(batch.word_matrix(self.dtype))
-        words.sum_duplicates()  # a word repeated in a document: one product term, count 2
-        return _transpose(_transpose(grams) @ words)
+
+class _CrossCharNgrams(_CharNgrams):
+    """``char`` counts: n-grams across word boundaries, through per-word ids and per-gap windows.
+
+    scikit-learn's ``_char_ngrams`` takes every window of the text after its whitespace
+    normalisation. A window either lies inside a word (the word's own n-grams, unpadded:
+    cached per distinct word) or holds one or more gaps and is counted at its first gap, where
+    it depends only on that gap's context (``_Batch.gaps``). The windows of the batch's distinct
+    contexts are enumerated and told apart by compiled code (``_context_windows``), so only
+    distinct windows meet the vocabulary. Every window is counted once, at exactly one of the two.
+    """
+
+    def word_ids(self, word: str) -> bytes:
+        """The ids of the word's own n-grams, which hold no whitespace."""
+        grams = [word[i:i + n] for n in range(self.min_n, self.max_n + 1) for i in range(len(word) - n + 1)]
+        vocabulary = self.vocabulary
+        if self.grow:
+            setdefault = vocabulary.setdefault
+            ids = [setdefault(g, len(vocabulary)) for g in grams]
+        else:
+            ids = [i for i in map(vocabulary.get, grams) if i is not None]
+        return array(_INT32_CODE, ids).tobytes()
+
+    def occurrences(self, batch: _Batch) -> Occurrences:
+        """Items are the batch's distinct words, then its distinct gap contexts; a document
+        holds its word occurrences, then its gaps' contexts. A context's window outside the
+        vocabulary is feature -1."""
+        word_ids, per_word = _ids(self.cache.lookup(batch.distinct))
+        text, per_doc, context_of, starts, ends = batch.gaps(self.max_n - 1)
+        per_context, window_of, window_starts, window_ends = _context_windows(
+            text, starts, ends, _SPACE, self.min_n, self.max_n)
+        text = text.tobytes().decode("utf-32-le", "surrogatepass")
+        windows = [text[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]
+        vocabulary = self.vocabulary
+        if self.grow:
+            setdefault = vocabulary.setdefault
+            ids = [setdefault(g, len(vocabulary)) for g in windows]
+        else:
+            ids = [vocabulary.get(g, -1) for g in windows]
+        window_ids = np.array(ids, dtype=np.int64)[window_of]
+        doc_ptr = _indptr(batch.lengths + per_doc)
+        item_of = np.empty(doc_ptr[-1], dtype=np.int64)
+        docs = np.arange(batch.n_docs, dtype=np.int64)
+        word_doc, gap_doc = np.repeat(docs, batch.lengths), np.repeat(docs, per_doc)
+        item_of[doc_ptr[:-1][word_doc] + _rank(batch.lengths)] = batch.columns
+        item_of[doc_ptr[:-1][gap_doc] + batch.lengths[gap_doc] + _rank(per_doc)] = context_of + len(batch.distinct)
+        return Occurrences(doc_ptr, item_of, _indptr(np.concatenate([per_word, per_context])),
+                           np.concatenate([word_ids.astype(np.int64), window_ids]))
+
+
+def _item_counts(occurrences: Occurrences, n_docs: int, n_features: int, dtype):
+    """The count matrix of the occurrences, indices sorted within rows.
+
+    Counts = (documents x items) @ (items x n-grams). The product is taken transposed,
+    (n-grams x items) @ (items x documents), because converting that (n-grams x documents)
+    result to documents-major order sorts every row in one linear pass.
+    """
+    n_items = len(occurrences.item_ptr) - 1
+    features, item_ptr = occurrences.features, occurrences.item_ptr
+    found = features >= 0
+    if not found.all():
+        item_ptr = _indptr(np.add.reduceat(found, item_ptr[:-1]) * (np.diff(item_ptr) > 0)) if n_items else item_ptr
+        features = features[found]
+    grams = _csr(np.ones(len(features), dtype=dtype), features, item_ptr, (n_items, n_features))
+    items = _transpose(_csr(np.ones(len(occurrences.item_of), dtype=dtype), occurrences.item_of,
+                            occurrences.doc_ptr, (n_docs, n_items)))
+    items.sum_duplicates()  # an item repeated in a document: one product term, count 2
+    return _transpose(_transpose(grams) @ items)
+
+
+_CHAR_KINDS = {"char_wb": _CharNgrams, "char": _CrossCharNgrams}
+# Python's whitespace (str.isspace, str.split, re's \s): no code point above U+3000 is.
+_SPACE = np.array([chr(c).isspace() for c in range(0x3001)], dtype=np.bool_)
+
+
+@njit(cache=True, nogil=True)
+def _gap_contexts(code_points, doc_ends, space, reach):  # pragma: no cover (compiled)
+    """``_Batch.gaps`` on the documents' code points, concatenated (``doc_ends``: cumulative
+    lengths): the normalised text, gaps per document, each gap's context number, and each
+    distinct context's start and end in the normalised text. Contexts are told apart by a
+    hash table of their spans (open addressing, compared code point by code point)."""
+    n_docs, n_space = len(doc_ends), len(space)
+    text = np.empty(len(code_points), dtype=np.uint32)
+    text_ends = np.empty(n_docs, dtype=np.int64)
+    out, start, n_gaps = 0, 0, 0
+    for d in range(n_docs):
+        i, end = start, doc_ends[d]
+        while i < end:
+            c = code_points[i]
+            if c < n_space and space[c]:
+                j = i + 1
+                while j < end and code_points[j] < n_space and space[code_points[j]]:
+                    j += 1
+                text[out] = c if j == i + 1 else 32  # scikit-learn: re.sub(r"\s\s+", " ", text)
+                n_gaps += 1
+                i = j
+            else:
+                text[out] = c
+                i += 1
+            out += 1
+        text_ends[d] = out
+        start = end
+    size = 16
+    while size < 2 * n_gaps:
+        size *= 2
+    mask = size - 1
+    table = np.full(size, -1, dtype=np.int64)
+    starts = np.empty(n_gaps, dtype=np.int64)
+    ends = np.empty(n_gaps, dtype=np.int64)
+    context_of = np.empty(n_gaps, dtype=np.int64)
+    per_doc = np.zeros(n_docs, dtype=np.int64)
+    n_distinct, g, start = 0, 0, 0
+    for d in range(n_docs):
+        end = text_ends[d]
+        word_start = start
+        for p in range(start, end):
+            c = text[p]
+            if not (c < n_space and space[c]):
+                continue
+            lo, hi = max(word_start, p - reach), min(p + 1 + reach, end)
+            slot = _slot(_span_hash(text, lo, hi), mask)
+            while True:
+                found = table[slot]
+                if found == -1:
+                    table[slot] = n_distinct
+                    starts[n_distinct], ends[n_distinct] = lo, hi
+                    context_of[g] = n_distinct
+                    n_distinct += 1
+                    break
+                if _same_span(text, lo, hi, starts[found], ends[found]):
+                    context_of[g] = found
+                    break
+                slot = (slot + 1) & mask
+            g += 1
+            per_doc[d] += 1
+            word_start = p + 1
+        start = end
+    return text[:out], per_doc, context_of, starts[:n_distinct], ends[:n_distinct]
+
+
+@njit(cache=True, nogil=True)
+def _span_hash(text, lo, hi):  # pragma: no cover (compiled)
+    key = np.int64(hi - lo)
+    for k in range(lo, hi):
+        key = (key ^ np.int64(text[k])) * 1099511628211  # FNV-1a (wrapping int64)
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _same_span(text, lo, hi, other_lo, other_hi):  # pragma: no cover (compiled)
+    if hi - lo != other_hi - other_lo:
+        return False
+    for k in range(hi - lo):
+        if text[lo + k] != text[other_lo + k]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _context_windows(text, starts, ends, space, min_n, max_n):  # pragma: no cover (compiled)
+    """The windows of ``min_n..max_n`` characters that hold each context's first whitespace
+    character: how many each context has, and per window the number of its text among the
+    distinct windows, whose starts and ends (in ``text``) are returned too."""
+    n_contexts, n_space = len(starts), len(space)
+    bound = 0
+    for n in range(min_n, max_n + 1):
+        bound += n  # windows of n characters around one position
+    window_of = np.empty(n_contexts * bound, dtype=np.int64)
+    per_context = np.zeros(n_contexts, dtype=np.int64)
+    size = 16
+    while size < 4 * n_contexts:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)
+    window_starts = np.empty(size // 2, dtype=np.int64)
+    window_ends = np.empty(size // 2, dtype=np.int64)
+    n_distinct, k = 0, 0
+    for c in range(n_contexts):
+        lo, hi = starts[c], ends[c]
+        gap = lo
+        while not (text[gap] < n_space and space[text[gap]]):
+            gap += 1
+        for i in range(lo, gap + 1):
+            for j in range(max(gap + 1, i + min_n), min(hi, i + max_n) + 1):
+                if 2 * n_distinct >= len(table):  # grow: rehash at half full
+                    table = np.full(2 * len(table), -1, dtype=np.int64)
+                    mask = len(table) - 1
+                    for w in range(n_distinct):
+                        slot = _slot(_span_hash(text, window_starts[w], window_ends[w]), mask)
+                        while table[slot] != -1:
+                            slot = (slot + 1) & mask
+                        table[slot] = w
+                    grown_starts = np.empty(len(table) // 2, dtype=np.int64)
+                    grown_ends = np.empty(len(table) // 2, dtype=np.int64)
+                    grown_starts[:n_distinct] = window_starts[:n_distinct]
+                    grown_ends[:n_distinct] = window_ends[:n_distinct]
+                    window_starts, window_ends = grown_starts, grown_ends
+                mask = len(table) - 1
+                slot = _slot(_span_hash(text, i, j), mask)
+                while True:
+                    found = table[slot]
+                    if found == -1:
+                        table[slot] = n_distinct
+                        window_starts[n_distinct], window_ends[n_distinct] = i, j
+                        window_of[k] = n_distinct
+                        n_distinct += 1
+                        break
+                    if _same_span(text, i, j, window_starts[found], window_ends[found]):
+                        window_of[k] = found
+                        break
+                    slot = (slot + 1) & mask
+                k += 1
+                per_context[c] += 1
+    return per_context, window_of[:k], window_starts[:n_distinct], window_ends[:n_distinct]
 
 
 class _WordTokens:
@@ -473,16 +705,17 @@ def _count_keys(keys: np.ndarray, n_docs: int, n_features: int, dtype):
 
 # --- fitting ---------------------------------------------------------------------------------
 
-def _fit_char_counts(docs: list[str], ngram_range, dtype) -> tuple[int, Callable, list]:
+def _fit_char_counts(kind: type, docs: list[str], ngram_range, dtype) -> tuple[int, Callable, list]:
     """How many n-grams the documents hold, their names by id and the documents' count
-    matrices, chunk by chunk. Ids are scikit-learn's provisional ones (order of first
-    occurrence) and sorted within rows, as in its count matrix before pruning.
+    matrices, chunk by chunk, ids sorted within rows.
 
-    Distinct words are handled in order of first appearance, each word's n-grams in
-    scikit-learn's order, so an n-gram's id follows its first occurrence in the corpus.
+    ``char_wb``: ids are scikit-learn's provisional ones (order of first occurrence), as in
+    its count matrix before pruning: distinct words are handled in order of first appearance,
+    each word's n-grams in scikit-learn's order. ``char``: ids follow first occurrence among
+    words, then among gap contexts, batch by batch, not scikit-learn's order.
     """
     grams: dict[str, int] = {}
-    ngrams = _CharNgrams(grams, ngram_range, dtype, grow=True)
+    ngrams = kind(grams, ngram_range, dtype, grow=True)
     chunks = [ngrams.counts(_Batch(docs[start:start + _FIT_CHUNK])) for start in range(0, len(docs), _FIT_CHUNK)]
     names = list(grams)
     return len(names), lambda ids: [names[i] for i in ids], chunks

@@ -24,12 +24,14 @@ class Candidate:
     """One configuration the search may choose.
 
     Args:
-        features: "word" (TF-IDF word 1-2-grams) or "word+char" (plus char_wb 2-5-grams).
+        features: "word" (TF-IDF word 1-2-grams) or "word+char" (plus char 2-5-grams).
         loss: "squared_hinge" (linear SVM) or "log" (multinomial logistic regression).
         C: inverse regularisation strength.
         class_weight: None, or "balanced" to weigh classes inversely to their frequency.
         lowercase: False keeps letter case in the features (names, acronyms, question words
             starting a sentence), as fastText does.
+        char_ngrams: "char_wb" (n-grams inside words, padded with a space) or "char" (n-grams
+            across word boundaries too: "w man" in "how many"), scikit-learn's analyzers.
     """
 
     features: str = "word+char"
@@ -37,11 +39,13 @@ class Candidate:
     C: float = 0.5
     class_weight: str | None = None
     lowercase: bool = True
+    char_ngrams: str = "char_wb"
 
     def describe(self) -> str:
         weight = f", {self.class_weight}" if self.class_weight else ""
         case = "" if self.lowercase else ", case-sensitive"
-        return f"{self.features}{case}, {self.loss}, C={self.C:g}{weight}"
+        across = ", char n-grams across words" if self.features == "word+char" and self.char_ngrams == "char" else ""
+        return f"{self.features}{case}{across}, {self.loss}, C={self.C:g}{weight}"
 
     @property
     def relative_cost(self) -> float:
@@ -51,11 +55,11 @@ class Candidate:
 
     def vectorizers(self, min_df: int) -> dict[str, TfidfVectorizer]:
         """Unfitted TF-IDF vectorizers of the candidate's feature blocks, in matrix order: sublinear
-        word 1-2-grams, and for "word+char" char_wb 2-5-grams."""
+        word 1-2-grams, and for "word+char" char 2-5-grams (``char_ngrams``)."""
         blocks = {"word": TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df,
                                           lowercase=self.lowercase, dtype=np.float32)}
         if self.features == "word+char":
-            blocks["char"] = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+            blocks["char"] = TfidfVectorizer(analyzer=self.char_ngrams, ngram_range=(2, 5), sublinear_tf=True,
                                              min_df=min_df, lowercase=self.lowercase, dtype=np.float32)
         return blocks
 
@@ -68,7 +72,7 @@ class Candidate:
 MULTI_CLASS_CANDIDATES = (
     Candidate(),
     Candidate(C=1.0),
-    Candidate(lowercase=False),
+    Candidate(lowercase=False, char_ngrams="char"),
     Candidate(C=0.25),
     Candidate(class_weight="balanced"),
     Candidate(features="word", C=1.0),
@@ -77,7 +81,7 @@ MULTI_CLASS_CANDIDATES = (
 MULTI_LABEL_CANDIDATES = (
     Candidate(),
     Candidate(C=1.0),
-    Candidate(lowercase=False),
+    Candidate(lowercase=False, char_ngrams="char"),
     Candidate(C=0.25),
     Candidate(class_weight="balanced"),
     Candidate(features="word", C=1.0),

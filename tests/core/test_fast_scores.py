@@ -8,7 +8,7 @@ from classifier_core import fast_scores
 from classifier_core.config import Mode
 from classifier_core.model import TextClassifier
 from flows.demo_data import multi_class_rows, multi_label_rows
-from tests.core.test_fast_tfidf import CHAR, EDGE_CASES, WORD, varied_texts
+from tests.core.test_fast_tfidf import CHAR, CROSS, EDGE_CASES, WORD, varied_texts
 
 
 def reference_scores(blocks, weights, intercept, texts):
@@ -23,7 +23,8 @@ def reference_scores(blocks, weights, intercept, texts):
 def test_scores_are_the_matrix_product(settings):
     texts = varied_texts(600, seed=1)
     blocks = {"word": TfidfVectorizer(**dict(WORD, **settings)).fit(texts),
-              "char": TfidfVectorizer(**dict(CHAR, **settings)).fit(texts)}
+              "char": TfidfVectorizer(**dict(CHAR, **settings)).fit(texts),
+              "cross": TfidfVectorizer(**dict(CROSS, **settings)).fit(texts)}
     n_features = sum(len(v.vocabulary_) for v in blocks.values())
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(n_features, 5)).astype(np.float32)

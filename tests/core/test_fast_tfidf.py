@@ -19,6 +19,7 @@ from tests.conftest import shared_dataset
 
 WORD = dict(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
 CHAR = dict(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, dtype=np.float32)
+CROSS = dict(CHAR, analyzer="char")  # n-grams across word boundaries
 
 EDGE_CASES = [
     "", " ", "   ", "\t\n\r\x0b\x0c", "\u2028\u2029\u00a0\u3000\x1c\x1d\x1e\x1f\x85",
@@ -57,6 +58,12 @@ def varied_texts(count: int, seed: int = 0) -> list[str]:
     return texts
 
 
+def assert_same_fitted_matrix(fast, reference, vec):
+    """fit_transform's output: for "char", entries sorted within rows where scikit-learn's are in
+    its provisional order; otherwise that order too."""
+    assert_same(fast, reference.sorted_indices() if vec.analyzer == "char" else reference)
+
+
 def assert_same(fast, reference):
     """Bit-for-bit the same sparse matrix, entry order within rows included."""
     assert type(fast) is type(reference)
@@ -67,7 +74,10 @@ def assert_same(fast, reference):
 
 
 def assert_same_fit(fast_vec, reference_vec):
-    assert list(fast_vec.vocabulary_.items()) == list(reference_vec.vocabulary_.items())  # insertion order too
+    if reference_vec.analyzer == "char":  # provisional order is not scikit-learn's: the same terms and ids
+        assert fast_vec.vocabulary_ == reference_vec.vocabulary_
+    else:
+        assert list(fast_vec.vocabulary_.items()) == list(reference_vec.vocabulary_.items())  # insertion order too
     assert hasattr(fast_vec._tfidf, "idf_") == hasattr(reference_vec._tfidf, "idf_")
     if hasattr(reference_vec._tfidf, "idf_"):
         assert fast_vec.idf_.dtype == reference_vec.idf_.dtype
@@ -83,7 +93,7 @@ def corpus():
     return varied_texts(1500) + EDGE_CASES
 
 
-@pytest.mark.parametrize("params", [WORD, CHAR], ids=["word", "char_wb"])
+@pytest.mark.parametrize("params", [WORD, CHAR, CROSS], ids=["word", "char_wb", "char"])
 def test_transform_is_identical_to_scikit_learn(corpus, params):
     vec = TfidfVectorizer(min_df=2, **params).fit(corpus[:1000])
     assert fast_tfidf.supports(vec)
@@ -96,9 +106,10 @@ def test_transform_is_identical_to_scikit_learn(corpus, params):
 
 
 def test_both_blocks_at_once_share_the_split(corpus):
-    vectorizers = {"word": TfidfVectorizer(min_df=2, **WORD).fit(corpus), "char": TfidfVectorizer(min_df=2, **CHAR).fit(corpus)}
+    vectorizers = {"word": TfidfVectorizer(min_df=2, **WORD).fit(corpus), "char": TfidfVectorizer(min_df=2, **CHAR).fit(corpus),
+                   "cross": TfidfVectorizer(min_df=2, **CROSS).fit(corpus)}
     blocks = fast_tfidf.transform(vectorizers, corpus)
-    assert list(blocks) == ["word", "char"]
+    assert list(blocks) == ["word", "char", "cross"]
     for name, vec in vectorizers.items():
         assert_same(blocks[name], vec.transform(corpus))
 
@@ -107,6 +118,8 @@ def test_both_blocks_at_once_share_the_split(corpus):
     WORD, CHAR,
     dict(WORD, ngram_range=(1, 1)), dict(WORD, ngram_range=(2, 2)), dict(WORD, lowercase=False),
     dict(CHAR, ngram_range=(1, 3)), dict(CHAR, ngram_range=(3, 3)), dict(CHAR, lowercase=False),
+    CROSS, dict(CROSS, ngram_range=(1, 3)), dict(CROSS, ngram_range=(3, 3)), dict(CROSS, ngram_range=(1, 7)),
+    dict(CROSS, lowercase=False, use_idf=False, norm=None),
     dict(WORD, sublinear_tf=False, norm="l1", smooth_idf=False, dtype=np.float64),
     dict(CHAR, use_idf=False, norm=None),
 ], ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items() if k != "dtype"))
@@ -117,7 +130,7 @@ def test_fit_transform_is_identical_to_scikit_learn(corpus, params, df, monkeypa
     reference = TfidfVectorizer(**params, **df)
     fast = clone(reference)
     reference_x = reference.fit_transform(corpus)
-    assert_same(fast_tfidf.fit_transform(fast, corpus), reference_x)  # unsorted rows in the same order too
+    assert_same_fitted_matrix(fast_tfidf.fit_transform(fast, corpus), reference_x, reference)  # unsorted rows too
     assert_same_fit(fast, reference)
     more = varied_texts(200, seed=5)
     assert_same(fast_tfidf.transform({"x": fast}, more)["x"], reference.transform(more))
@@ -137,7 +150,7 @@ def test_fit_errors_are_scikit_learn_errors():
 
 def test_what_is_not_reproduced_goes_to_scikit_learn(corpus):
     texts = corpus[:200]
-    for params in [dict(stop_words="english"), dict(analyzer="char", ngram_range=(2, 4)),
+    for params in [dict(stop_words="english"), dict(CROSS, preprocessor=str.strip),
                    dict(WORD, token_pattern=r"\S+"), dict(WORD, ngram_range=(1, 3)), dict(CHAR, binary=True),
                    dict(WORD, max_features=50), dict(WORD, vocabulary=["price", "oil price", "the"])]:
         reference = TfidfVectorizer(**params)
@@ -175,14 +188,14 @@ def test_the_word_cache_is_bounded_and_never_pickled(corpus):
 @given(st.lists(st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
                 | st.text(alphabet="ab cé東😀\t\n\u2028_-.İΣ", max_size=40), min_size=1, max_size=12))
 def test_any_unicode_text(texts):
-    for params in (WORD, CHAR):
+    for params in (WORD, CHAR, CROSS):
         reference = TfidfVectorizer(min_df=1, **params)
         fast = clone(reference)
         try:
             reference_x = reference.fit_transform(texts + ["aa bb"])
         except ValueError:
             continue
-        assert_same(fast_tfidf.fit_transform(fast, texts + ["aa bb"]), reference_x)
+        assert_same_fitted_matrix(fast_tfidf.fit_transform(fast, texts + ["aa bb"]), reference_x, reference)
         assert_same_fit(fast, reference)
         assert_same(fast_tfidf.transform({"x": reference}, texts)["x"], reference.transform(texts))
 
@@ -203,6 +216,20 @@ def test_words_split_at_exactly_the_code_points_str_split_does():
     expected = [doc.split() for doc in docs]
     assert batch.lengths.tolist() == [len(w) for w in expected]
     assert words == [w for doc in expected for w in doc]
+
+
+def test_char_ngrams_across_every_kind_of_gap():
+    """n-grams across gaps of every whitespace character, alone (kept) or in runs (one space),
+    at the start and end of a text, and between words shorter than the n-grams."""
+    spaces = [c for c in map(chr, range(0x3001)) if c.isspace()]
+    texts = [f"{c}ab{c}{c}cd{c}e{c}f{c}{c}{c}ghij{c}" for c in spaces] + [f"x{a}y{b}zz" for a in spaces for b in spaces[:4]]
+    texts += ["a b", "a  b", " a", "a ", "  ", "ab\tcd\n\nef", "\u2028", "x\u3000\u3000y z"]
+    for params in (CROSS, dict(CROSS, ngram_range=(1, 9))):
+        reference = TfidfVectorizer(min_df=1, **params)
+        fast = clone(reference)
+        assert_same_fitted_matrix(fast_tfidf.fit_transform(fast, texts), reference.fit_transform(texts), reference)
+        assert_same_fit(fast, reference)
+        assert_same(fast_tfidf.transform({"x": reference}, texts[::-1])["x"], reference.transform(texts[::-1]))
 
 
 @pytest.mark.parametrize("mode", [Mode.MULTI_CLASS, Mode.MULTI_LABEL])
@@ -238,9 +265,10 @@ def test_identical_on_the_shared_datasets(dataset):
     with open(shared_dataset(dataset) / "test.csv", encoding="utf-8", newline="") as fp:
         texts = [text for _, text in csv.reader(fp)][:2000]  # scikit-learn is slow on 20newsgroups posts
     half = len(texts) // 2
-    for params in (WORD, CHAR):
+    for params in (WORD, CHAR, CROSS):
         reference = TfidfVectorizer(min_df=2, **params)
         fast = clone(reference)
-        assert_same(fast_tfidf.fit_transform(fast, texts[:half]), reference.fit_transform(texts[:half]))
+        assert_same_fitted_matrix(fast_tfidf.fit_transform(fast, texts[:half]), reference.fit_transform(texts[:half]),
+                                  reference)
         assert_same_fit(fast, reference)
         assert_same(fast_tfidf.transform({"x": fast}, texts)["x"], reference.transform(texts))

@@ -5,6 +5,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
+from classifier_core import fast_tfidf
 from classifier_core.config import Mode
 from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
@@ -200,11 +201,14 @@ def test_a_case_sensitive_choice_keeps_case_in_its_vectorizers():
     # "Apple" the company and "apple" the fruit differ only in case; so do the labels.
     texts = [f"{word} {filler}" for word in ("Apple", "apple") for filler in ("pie", "stock", "juice", "news")] * 10
     labels = [("company",) if text.startswith("A") else ("fruit",) for text in texts]
-    model = TextClassifier(candidates=[Candidate(), Candidate(lowercase=False)]).fit(texts, labels)
-    assert model.config_ == Candidate(lowercase=False)
-    assert [row["candidate"] for row in model.search_][1] == "word+char, case-sensitive, squared_hinge, C=0.5"
+    chosen = Candidate(lowercase=False, char_ngrams="char")
+    model = TextClassifier(candidates=[Candidate(), chosen]).fit(texts, labels)
+    assert model.config_ == chosen
+    assert [row["candidate"] for row in model.search_][1] == \
+        "word+char, case-sensitive, char n-grams across words, squared_hinge, C=0.5"
     assert model.search_[1]["validation_score"] > model.search_[0]["validation_score"]
     assert all(not v.lowercase for v in model.vectorizers_.values()) and set(model.vectorizers_) == {"word", "char"}
+    assert model.vectorizers_["char"].analyzer == "char" and fast_tfidf.supports(model.vectorizers_["char"])
     scores = model.predict_scores(["Apple news", "apple news"])
     assert [model.labels_[i] for i in scores.argmax(axis=1)] == ["company", "fruit"]
 
