@@ -409,7 +409,8 @@ def _item_counts(occurrences: Occurrences, n_docs: int, n_features: int, dtype):
     features, item_ptr = occurrences.features, occurrences.item_ptr
     found = features >= 0
     if not found.all():
-        item_ptr = _indptr(np.add.reduceat(found, item_ptr[:-1]) * (np.diff(item_ptr) > 0)) if n_items else item_ptr
+        item_of_feature = np.repeat(np.arange(n_items, dtype=np.int64), np.diff(item_ptr))
+        item_ptr = _indptr(np.bincount(item_of_feature[found], minlength=n_items))
         features = features[found]
     grams = _csr(np.ones(len(features), dtype=dtype), features, item_ptr, (n_items, n_features))
     items = _transpose(_csr(np.ones(len(occurrences.item_of), dtype=dtype), occurrences.item_of,

@@ -230,6 +230,8 @@ def test_char_ngrams_across_every_kind_of_gap():
         assert_same_fitted_matrix(fast_tfidf.fit_transform(fast, texts), reference.fit_transform(texts), reference)
         assert_same_fit(fast, reference)
         assert_same(fast_tfidf.transform({"x": reference}, texts[::-1])["x"], reference.transform(texts[::-1]))
+        unknown = ["qq ab rr", "ab", "zz\u2028q", " "]  # windows outside the vocabulary; a last text without any
+        assert_same(fast_tfidf.transform({"x": reference}, unknown)["x"], reference.transform(unknown))
 
 
 @pytest.mark.parametrize("mode", [Mode.MULTI_CLASS, Mode.MULTI_LABEL])
