@@ -7,7 +7,7 @@ export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup demo server test test-fast bench bench-realtime bench-accuracy bench-throughput bench-train-scale clean
+.PHONY: setup demo server test test-fast bench bench-realtime bench-accuracy bench-throughput bench-train-scale bench-candidates clean
 
 setup: $(STAMP)
 
@@ -33,7 +33,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 # Benchmarks read ../shared/data and are not part of the test suite.
-bench: bench-realtime bench-accuracy bench-throughput bench-train-scale
+bench: bench-realtime bench-accuracy bench-throughput bench-train-scale bench-candidates
 
 # wrk, a C load generator, keeps the load off Python; it is a Debian package.
 bench-realtime: setup
@@ -53,6 +53,10 @@ bench-throughput: setup
 # docclass train on 100k and 1M AG-News-length documents: time, peak memory, accuracy (several minutes).
 bench-train-scale: setup
 	$(PY) benchmarks/train_scale.py
+
+# Scoring speed of each candidate's feature set (a job's speed follows the chosen one).
+bench-candidates: setup
+	$(PY) benchmarks/candidate_scoring.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
