@@ -12,8 +12,8 @@ word pattern spans whitespace); each distinct word is looked up once in a per-ve
   @ (words x n-grams), taken transposed so that one linear pass sorts every row.
 * ``char`` (n-grams across word boundaries): the ids of the word's own n-grams; the
   n-grams holding whitespace are counted at their first gap, from the few characters around
-  it, enumerated and deduplicated by compiled code (numba) so that only a batch's distinct
-  ones meet the vocabulary.
+  it (its context, numbered per batch by compiled code, numba), cached per distinct context
+  in the same way.
 * ``word``: the ids of the word's regex tokens; unigram features are an array lookup and
   bigrams a lookup of (token, token) pairs in a hash table (compiled with numba), counted
   with one sort.
@@ -251,10 +251,12 @@ class _Batch:
 
 class _WordCache:
     """Per distinct word, ``compute(word)`` (int32 ids as bytes), in a dict cleared when it
-    exceeds ``max_words`` (default ``CACHE_MAX_WORDS``); words are computed in the order given."""
+    exceeds ``max_words`` (default ``CACHE_MAX_WORDS``); words are computed in the order given.
+    With ``compute_many``, a batch's missing words are computed by one call on their list."""
 
-    def __init__(self, compute, max_words: int | None = None):
+    def __init__(self, compute, max_words: int | None = None, compute_many=None):
         self.compute = compute
+        self.compute_many = compute_many
         self.max_words = max_words
         self.entries: dict[str, bytes] = {}
 
@@ -265,13 +267,16 @@ class _WordCache:
             entries.clear()
         blobs = list(map(entries.get, words))
         if None in blobs:
-            compute = self.compute
-            for k, blob in enumerate(blobs):
-                if blob is None:
-                    word = words[k]
-                    blobs[k] = blob = compute(word)
-                    if len(word) <= _CACHE_MAX_WORD_LENGTH:
-                        entries[word] = blob
+            missing = [k for k, blob in enumerate(blobs) if blob is None]
+            if self.compute_many is None:
+                computed = map(self.compute, [words[k] for k in missing])
+            else:
+                computed = self.compute_many([words[k] for k in missing])
+            for k, blob in zip(missing, computed):
+                blobs[k] = blob
+                word = words[k]
+                if len(word) <= _CACHE_MAX_WORD_LENGTH:
+                    entries[word] = blob
         return blobs
 
 
@@ -350,44 +355,60 @@ class _CharNgrams:
 
 
 class _CrossCharNgrams(_CharNgrams):
-    """``char`` counts: n-grams across word boundaries, through per-word ids and per-gap windows.
+    """``char`` counts: n-grams across word boundaries, through per-word and per-gap ids.
 
     scikit-learn's ``_char_ngrams`` takes every window of the text after its whitespace
     normalisation. A window either lies inside a word (the word's own n-grams, unpadded:
     cached per distinct word) or holds one or more gaps and is counted at its first gap, where
-    it depends only on that gap's context (``_Batch.gaps``). The windows of the batch's distinct
-    contexts are enumerated and told apart by compiled code (``_context_windows``), so only
-    distinct windows meet the vocabulary. Every window is counted once, at exactly one of the two.
+    it depends only on that gap's context (``_Batch.gaps``): cached per distinct context. The
+    windows of contexts not in the cache are enumerated and told apart by compiled code
+    (``_context_windows``), so only their distinct windows meet the vocabulary. Every window
+    is counted once, at exactly one of the two.
     """
+
+    def __init__(self, vocabulary: dict, ngram_range: tuple[int, int], dtype, grow: bool = False):
+        super().__init__(vocabulary, ngram_range, dtype, grow)
+        self.context_cache = _WordCache(None, compute_many=self.context_ids)
+
+    def _gram_ids(self, grams: list[str]) -> list[int]:
+        vocabulary = self.vocabulary
+        if self.grow:
+            setdefault = vocabulary.setdefault
+            return [setdefault(g, len(vocabulary)) for g in grams]
+        return [vocabulary.get(g, -1) for g in grams]
 
     def word_ids(self, word: str) -> bytes:
         """The ids of the word's own n-grams, which hold no whitespace."""
-        grams = [word[i:i + n] for n in range(self.min_n, self.max_n + 1) for i in range(len(word) - n + 1)]
-        vocabulary = self.vocabulary
-        if self.grow:
-            setdefault = vocabulary.setdefault
-            ids = [setdefault(g, len(vocabulary)) for g in grams]
-        else:
-            ids = [i for i in map(vocabulary.get, grams) if i is not None]
-        return array(_INT32_CODE, ids).tobytes()
+        ids = self._gram_ids([word[i:i + n] for n in range(self.min_n, self.max_n + 1)
+                              for i in range(len(word) - n + 1)])
+        return array(_INT32_CODE, [i for i in ids if i >= 0]).tobytes()
+
+    def context_ids(self, contexts: list[str]) -> list[bytes]:
+        """Per context, the ids of its windows that hold its first whitespace character."""
+        lengths = np.fromiter(map(len, contexts), dtype=np.int64, count=len(contexts))
+        joined = "".join(contexts)
+        ends = np.cumsum(lengths)
+        per_context, window_of, window_starts, window_ends = _context_windows(
+            np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32), ends - lengths, ends,
+            _SPACE, self.min_n, self.max_n)
+        ids = np.array(self._gram_ids([joined[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]),
+                       dtype=np.int32)[window_of]
+        found = ids >= 0
+        if not found.all():
+            context_of = np.repeat(np.arange(len(contexts), dtype=np.int64), per_context)
+            per_context = np.bincount(context_of[found], minlength=len(contexts))
+            ids = ids[found]
+        data, offsets = ids.tobytes(), (4 * _indptr(per_context)).tolist()
+        return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
     def occurrences(self, batch: _Batch) -> Occurrences:
         """Items are the batch's distinct words, then its distinct gap contexts; a document
-        holds its word occurrences, then its gaps' contexts. A context's window outside the
-        vocabulary is feature -1."""
+        holds its word occurrences, then its gaps' contexts."""
         word_ids, per_word = _ids(self.cache.lookup(batch.distinct))
         text, per_doc, context_of, starts, ends = batch.gaps(self.max_n - 1)
-        per_context, window_of, window_starts, window_ends = _context_windows(
-            text, starts, ends, _SPACE, self.min_n, self.max_n)
         text = text.tobytes().decode("utf-32-le", "surrogatepass")
-        windows = [text[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]
-        vocabulary = self.vocabulary
-        if self.grow:
-            setdefault = vocabulary.setdefault
-            ids = [setdefault(g, len(vocabulary)) for g in windows]
-        else:
-            ids = [vocabulary.get(g, -1) for g in windows]
-        window_ids = np.array(ids, dtype=np.int64)[window_of]
+        context_ids, per_context = _ids(self.context_cache.lookup([text[a:b] for a, b in zip(starts.tolist(),
+                                                                                              ends.tolist())]))
         doc_ptr = _indptr(batch.lengths + per_doc)
         item_of = np.empty(doc_ptr[-1], dtype=np.int64)
         docs = np.arange(batch.n_docs, dtype=np.int64)
@@ -395,24 +416,19 @@ class _CrossCharNgrams(_CharNgrams):
         item_of[doc_ptr[:-1][word_doc] + _rank(batch.lengths)] = batch.columns
         item_of[doc_ptr[:-1][gap_doc] + batch.lengths[gap_doc] + _rank(per_doc)] = context_of + len(batch.distinct)
         return Occurrences(doc_ptr, item_of, _indptr(np.concatenate([per_word, per_context])),
-                           np.concatenate([word_ids.astype(np.int64), window_ids]))
+                           np.concatenate([word_ids, context_ids]))
 
 
 def _item_counts(occurrences: Occurrences, n_docs: int, n_features: int, dtype):
-    """The count matrix of the occurrences, indices sorted within rows.
+    """The count matrix of the occurrences (features all >= 0), indices sorted within rows.
 
     Counts = (documents x items) @ (items x n-grams). The product is taken transposed,
     (n-grams x items) @ (items x documents), because converting that (n-grams x documents)
     result to documents-major order sorts every row in one linear pass.
     """
     n_items = len(occurrences.item_ptr) - 1
-    features, item_ptr = occurrences.features, occurrences.item_ptr
-    found = features >= 0
-    if not found.all():
-        item_of_feature = np.repeat(np.arange(n_items, dtype=np.int64), np.diff(item_ptr))
-        item_ptr = _indptr(np.bincount(item_of_feature[found], minlength=n_items))
-        features = features[found]
-    grams = _csr(np.ones(len(features), dtype=dtype), features, item_ptr, (n_items, n_features))
+    grams = _csr(np.ones(len(occurrences.features), dtype=dtype), occurrences.features, occurrences.item_ptr,
+                 (n_items, n_features))
     items = _transpose(_csr(np.ones(len(occurrences.item_of), dtype=dtype), occurrences.item_of,
                             occurrences.doc_ptr, (n_docs, n_items)))
     items.sum_duplicates()  # an item repeated in a document: one product term, count 2
