@@ -170,16 +170,21 @@ def test_a_refitted_vectorizer_gets_new_lookups(corpus):
     assert_same(fast_tfidf.transform({"x": vec}, corpus)["x"], vec.transform(corpus))
 
 
-def test_the_word_cache_is_bounded_and_never_pickled(corpus):
-    vec = TfidfVectorizer(**CHAR).fit(corpus)
+@pytest.mark.parametrize("params", [CHAR, CROSS], ids=["char_wb", "char"])
+def test_the_word_cache_is_bounded_and_never_pickled(corpus, params):
+    vec = TfidfVectorizer(**params).fit(corpus)
     pickled = pickle.dumps(vec)
     keys = set(vec.__dict__)
     state = fast_tfidf._state(vec)
     state.cache.max_words = 50
+    if params is CROSS:
+        state.context_cache.max_words = 50
     for start in range(0, len(corpus), 100):
         batch = corpus[start:start + 100]
         assert_same(fast_tfidf.transform({"x": vec}, batch)["x"], vec.transform(batch))
         assert len(state.cache.entries) <= 50 + len({w for t in batch for w in t.lower().split()})
+        if params is CROSS:  # a text has at most one gap more than words
+            assert 0 < len(state.context_cache.entries) <= 50 + sum(len(t.split()) + 1 for t in batch)
     assert set(vec.__dict__) == keys and pickle.dumps(vec) == pickled
     assert_same(fast_tfidf.transform({"x": pickle.loads(pickled)}, corpus)["x"], vec.transform(corpus))
 
