@@ -470,7 +470,6 @@ def _gap_contexts(code_points, doc_ends, space, reach):  # pragma: no cover (com
     size = 16
     while size < 2 * n_gaps:
         size *= 2
-    mask = size - 1
     table = np.full(size, -1, dtype=np.int64)
     starts = np.empty(n_gaps, dtype=np.int64)
     ends = np.empty(n_gaps, dtype=np.int64)
@@ -485,19 +484,9 @@ def _gap_contexts(code_points, doc_ends, space, reach):  # pragma: no cover (com
             if not (c < n_space and space[c]):
                 continue
             lo, hi = max(word_start, p - reach), min(p + 1 + reach, end)
-            slot = _slot(_span_hash(text, lo, hi), mask)
-            while True:
-                found = table[slot]
-                if found == -1:
-                    table[slot] = n_distinct
-                    starts[n_distinct], ends[n_distinct] = lo, hi
-                    context_of[g] = n_distinct
-                    n_distinct += 1
-                    break
-                if _same_span(text, lo, hi, starts[found], ends[found]):
-                    context_of[g] = found
-                    break
-                slot = (slot + 1) & mask
+            context_of[g] = number = _number_span(text, lo, hi, table, starts, ends, n_distinct)
+            if number == n_distinct:
+                n_distinct += 1
             g += 1
             per_doc[d] += 1
             word_start = p + 1
@@ -521,6 +510,23 @@ def _same_span(text, lo, hi, other_lo, other_hi):  # pragma: no cover (compiled)
         if text[lo + k] != text[other_lo + k]:
             return False
     return True
+
+
+@njit(cache=True, nogil=True)
+def _number_span(text, lo, hi, table, starts, ends, n_distinct):  # pragma: no cover (compiled)
+    """The number of the span ``text[lo:hi]`` among the ``n_distinct`` spans so far (``starts``
+    and ``ends``, found through ``table`` by open addressing); a new span gets ``n_distinct``."""
+    mask = len(table) - 1
+    slot = _slot(_span_hash(text, lo, hi), mask)
+    while True:
+        found = table[slot]
+        if found == -1:
+            table[slot] = n_distinct
+            starts[n_distinct], ends[n_distinct] = lo, hi
+            return n_distinct
+        if _same_span(text, lo, hi, starts[found], ends[found]):
+            return found
+        slot = (slot + 1) & mask
 
 
 @njit(cache=True, nogil=True)
@@ -561,20 +567,9 @@ def _context_windows(text, starts, ends, space, min_n, max_n):  # pragma: no cov
                     grown_starts[:n_distinct] = window_starts[:n_distinct]
                     grown_ends[:n_distinct] = window_ends[:n_distinct]
                     window_starts, window_ends = grown_starts, grown_ends
-                mask = len(table) - 1
-                slot = _slot(_span_hash(text, i, j), mask)
-                while True:
-                    found = table[slot]
-                    if found == -1:
-                        table[slot] = n_distinct
-                        window_starts[n_distinct], window_ends[n_distinct] = i, j
-                        window_of[k] = n_distinct
-                        n_distinct += 1
-                        break
-                    if _same_span(text, i, j, window_starts[found], window_ends[found]):
-                        window_of[k] = found
-                        break
-                    slot = (slot + 1) & mask
+                window_of[k] = number = _number_span(text, i, j, table, window_starts, window_ends, n_distinct)
+                if number == n_distinct:
+                    n_distinct += 1
                 k += 1
                 per_context[c] += 1
     return per_context, window_of[:k], window_starts[:n_distinct], window_ends[:n_distinct]
