@@ -20,7 +20,7 @@ word pattern spans whitespace); each distinct word is looked up once in a per-ve
 
 (The words are split and numbered by Arrow, which splits exactly where ``str.split()`` does.)
 
-Each gives exactly ``CountVectorizer``'s count matrix, then run the vectorizer's own fitted
+Each gives exactly ``CountVectorizer``'s count matrix, then runs the vectorizer's own fitted
 ``TfidfTransformer`` on it, so the output is bit for bit what ``vectorizer.transform``
 returns. ``occurrences`` stops short of counting: it lists each document's feature
 occurrences, from which ``classifier_core.fast_scores`` computes a model's scores directly.
