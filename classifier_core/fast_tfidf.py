@@ -251,12 +251,10 @@ class _Batch:
 
 class _WordCache:
     """Per distinct word, ``compute(word)`` (int32 ids as bytes), in a dict cleared when it
-    exceeds ``max_words`` (default ``CACHE_MAX_WORDS``); words are computed in the order given.
-    With ``compute_many``, a batch's missing words are computed by one call on their list."""
+    exceeds ``max_words`` (default ``CACHE_MAX_WORDS``); words are computed in the order given."""
 
-    def __init__(self, compute, max_words: int | None = None, compute_many=None):
+    def __init__(self, compute, max_words: int | None = None):
         self.compute = compute
-        self.compute_many = compute_many
         self.max_words = max_words
         self.entries: dict[str, bytes] = {}
 
@@ -267,17 +265,50 @@ class _WordCache:
             entries.clear()
         blobs = list(map(entries.get, words))
         if None in blobs:
-            missing = [k for k, blob in enumerate(blobs) if blob is None]
-            if self.compute_many is None:
-                computed = map(self.compute, [words[k] for k in missing])
-            else:
-                computed = self.compute_many([words[k] for k in missing])
-            for k, blob in zip(missing, computed):
-                blobs[k] = blob
-                word = words[k]
-                if len(word) <= _CACHE_MAX_WORD_LENGTH:
-                    entries[word] = blob
+            compute = self.compute
+            for k, blob in enumerate(blobs):
+                if blob is None:
+                    word = words[k]
+                    blobs[k] = blob = compute(word)
+                    if len(word) <= _CACHE_MAX_WORD_LENGTH:
+                        entries[word] = blob
         return blobs
+
+
+class _ContextCache:
+    """Per distinct gap context, its window ids, remembered across batches in arrays that
+    compiled code reads: a hash table of the contexts' code points (open addressing) and each
+    context's ids. It holds up to ``capacity`` contexts (default ``CACHE_MAX_WORDS``) and starts
+    over when a batch's new ones do not fit. ``compute(text, starts, ends)`` gives the ids of
+    the contexts ``text[starts[i]:ends[i]]`` (flat int32) and how many each has."""
+
+    def __init__(self, width: int, bound: int, compute, capacity: int | None = None):
+        self.width, self.bound, self.compute = width, bound, compute
+        self.capacity = CACHE_MAX_WORDS if capacity is None else capacity
+        size = 16
+        while size < 2 * self.capacity:
+            size *= 2
+        self.table = np.full(size, -1, dtype=np.int64)
+        self.code_points = np.zeros((self.capacity, width), dtype=np.uint32)
+        self.lengths = np.zeros(self.capacity, dtype=np.int64)
+        self.ids = np.empty(self.capacity * bound, dtype=np.int32)
+        self.id_ptr = np.zeros(self.capacity + 1, dtype=np.int64)
+        self.size = 0
+
+    def lookup(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the contexts ``text[starts[i]:ends[i]]``, flat, and how many each has."""
+        entry = _find_spans(text, starts, ends, self.table, self.code_points, self.lengths)
+        missing = np.flatnonzero(entry < 0)
+        new_ids, new_counts = self.compute(text, starts[missing], ends[missing])
+        new_ptr = _indptr(new_counts)
+        ids, counts = _gather_ids(entry, self.ids, self.id_ptr, new_ids, new_ptr)
+        if self.size + len(missing) > self.capacity:
+            self.table.fill(-1)
+            self.size = 0
+        kept = missing[:self.capacity - self.size]
+        self.size = _insert_spans(text, starts[kept], ends[kept], new_ids, new_ptr, self.table, self.code_points,
+                                  self.lengths, self.ids, self.id_ptr, self.size)
+        return ids, counts
 
 
 def _ids(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -360,15 +391,16 @@ class _CrossCharNgrams(_CharNgrams):
     scikit-learn's ``_char_ngrams`` takes every window of the text after its whitespace
     normalisation. A window either lies inside a word (the word's own n-grams, unpadded:
     cached per distinct word) or holds one or more gaps and is counted at its first gap, where
-    it depends only on that gap's context (``_Batch.gaps``): cached per distinct context. The
-    windows of contexts not in the cache are enumerated and told apart by compiled code
-    (``_context_windows``), so only their distinct windows meet the vocabulary. Every window
-    is counted once, at exactly one of the two.
+    it depends only on that gap's context (``_Batch.gaps``): cached per distinct context
+    (``_ContextCache``, read by compiled code). The windows of contexts not in the cache are
+    enumerated and told apart by compiled code (``_context_windows``), so only their distinct
+    windows meet the vocabulary. Every window is counted once, at exactly one of the two.
     """
 
     def __init__(self, vocabulary: dict, ngram_range: tuple[int, int], dtype, grow: bool = False):
         super().__init__(vocabulary, ngram_range, dtype, grow)
-        self.context_cache = _WordCache(None, compute_many=self.context_ids)
+        windows_per_gap = sum(range(self.min_n, self.max_n + 1))  # n windows of n characters hold a position
+        self.contexts = _ContextCache(2 * self.max_n - 1, windows_per_gap, self.context_ids)
 
     def _gram_ids(self, grams: list[str]) -> list[int]:
         vocabulary = self.vocabulary
@@ -383,32 +415,29 @@ class _CrossCharNgrams(_CharNgrams):
                               for i in range(len(word) - n + 1)])
         return array(_INT32_CODE, [i for i in ids if i >= 0]).tobytes()
 
-    def context_ids(self, contexts: list[str]) -> list[bytes]:
-        """Per context, the ids of its windows that hold its first whitespace character."""
-        lengths = np.fromiter(map(len, contexts), dtype=np.int64, count=len(contexts))
-        joined = "".join(contexts)
-        ends = np.cumsum(lengths)
+    def context_ids(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the windows that hold each context's first whitespace character (flat,
+        int32), and how many each context has: the contexts are ``text[starts[i]:ends[i]]``."""
         per_context, window_of, window_starts, window_ends = _context_windows(
-            np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32), ends - lengths, ends,
-            _SPACE, self.min_n, self.max_n)
-        ids = np.array(self._gram_ids([joined[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]),
+            text, starts, ends, _SPACE, self.min_n, self.max_n)
+        if not len(window_of):
+            return np.zeros(0, dtype=np.int32), per_context
+        decoded = text.tobytes().decode("utf-32-le", "surrogatepass")
+        ids = np.array(self._gram_ids([decoded[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]),
                        dtype=np.int32)[window_of]
         found = ids >= 0
         if not found.all():
-            context_of = np.repeat(np.arange(len(contexts), dtype=np.int64), per_context)
-            per_context = np.bincount(context_of[found], minlength=len(contexts))
+            context_of = np.repeat(np.arange(len(starts), dtype=np.int64), per_context)
+            per_context = np.bincount(context_of[found], minlength=len(starts))
             ids = ids[found]
-        data, offsets = ids.tobytes(), (4 * _indptr(per_context)).tolist()
-        return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        return ids, per_context
 
     def occurrences(self, batch: _Batch) -> Occurrences:
         """Items are the batch's distinct words, then its distinct gap contexts; a document
         holds its word occurrences, then its gaps' contexts."""
         word_ids, per_word = _ids(self.cache.lookup(batch.distinct))
         text, per_doc, context_of, starts, ends = batch.gaps(self.max_n - 1)
-        text = text.tobytes().decode("utf-32-le", "surrogatepass")
-        context_ids, per_context = _ids(self.context_cache.lookup([text[a:b] for a, b in zip(starts.tolist(),
-                                                                                              ends.tolist())]))
+        context_ids, per_context = self.contexts.lookup(text, starts, ends)
         doc_ptr = _indptr(batch.lengths + per_doc)
         item_of = np.empty(doc_ptr[-1], dtype=np.int64)
         docs = np.arange(batch.n_docs, dtype=np.int64)
@@ -573,6 +602,76 @@ def _context_windows(text, starts, ends, space, min_n, max_n):  # pragma: no cov
                 k += 1
                 per_context[c] += 1
     return per_context, window_of[:k], window_starts[:n_distinct], window_ends[:n_distinct]
+
+
+@njit(cache=True, nogil=True)
+def _find_spans(text, starts, ends, table, code_points, lengths):  # pragma: no cover (compiled)
+    """``_ContextCache``'s entry of each span ``text[starts[i]:ends[i]]``, or -1."""
+    mask = len(table) - 1
+    entry = np.full(len(starts), -1, dtype=np.int64)
+    for c in range(len(starts)):
+        lo, hi = starts[c], ends[c]
+        slot = _slot(_span_hash(text, lo, hi), mask)
+        while table[slot] != -1:
+            e = table[slot]
+            if lengths[e] == hi - lo:
+                same = True
+                for k in range(hi - lo):
+                    if code_points[e, k] != text[lo + k]:
+                        same = False
+                        break
+                if same:
+                    entry[c] = e
+                    break
+            slot = (slot + 1) & mask
+    return entry
+
+
+@njit(cache=True, nogil=True)
+def _gather_ids(entry, ids, id_ptr, new_ids, new_ptr):  # pragma: no cover (compiled)
+    """Each span's ids, flat, and how many: from the cache where ``entry >= 0``, else from the
+    new ones, in order of the missing spans."""
+    counts = np.empty(len(entry), dtype=np.int64)
+    m = 0
+    for c in range(len(entry)):
+        e = entry[c]
+        if e >= 0:
+            counts[c] = id_ptr[e + 1] - id_ptr[e]
+        else:
+            counts[c] = new_ptr[m + 1] - new_ptr[m]
+            m += 1
+    out = np.empty(counts.sum(), dtype=np.int32)
+    k, m = 0, 0
+    for c in range(len(entry)):
+        e = entry[c]
+        if e >= 0:
+            lo, hi = id_ptr[e], id_ptr[e + 1]
+            out[k:k + hi - lo] = ids[lo:hi]
+        else:
+            lo, hi = new_ptr[m], new_ptr[m + 1]
+            out[k:k + hi - lo] = new_ids[lo:hi]
+            m += 1
+        k += hi - lo
+    return out, counts
+
+
+@njit(cache=True, nogil=True)
+def _insert_spans(text, starts, ends, new_ids, new_ptr, table, code_points, lengths, ids, id_ptr, size):  # pragma: no cover (compiled)
+    """Adds the spans (the first ones of the new ids) to ``_ContextCache``'s arrays; returns its new size."""
+    mask = len(table) - 1
+    for c in range(len(starts)):
+        lo, hi = starts[c], ends[c]
+        code_points[size, :hi - lo] = text[lo:hi]
+        lengths[size] = hi - lo
+        n = new_ptr[c + 1] - new_ptr[c]
+        ids[id_ptr[size]:id_ptr[size] + n] = new_ids[new_ptr[c]:new_ptr[c + 1]]
+        id_ptr[size + 1] = id_ptr[size] + n
+        slot = _slot(_span_hash(text, lo, hi), mask)
+        while table[slot] != -1:
+            slot = (slot + 1) & mask
+        table[slot] = size
+        size += 1
+    return size
 
 
 class _WordTokens:

@@ -178,13 +178,14 @@ def test_the_word_cache_is_bounded_and_never_pickled(corpus, params):
     state = fast_tfidf._state(vec)
     state.cache.max_words = 50
     if params is CROSS:
-        state.context_cache.max_words = 50
+        contexts = state.contexts
+        state.contexts = fast_tfidf._ContextCache(contexts.width, contexts.bound, contexts.compute, capacity=50)
     for start in range(0, len(corpus), 100):
         batch = corpus[start:start + 100]
         assert_same(fast_tfidf.transform({"x": vec}, batch)["x"], vec.transform(batch))
         assert len(state.cache.entries) <= 50 + len({w for t in batch for w in t.lower().split()})
-        if params is CROSS:  # a text has at most one gap more than words
-            assert 0 < len(state.context_cache.entries) <= 50 + sum(len(t.split()) + 1 for t in batch)
+        if params is CROSS:  # full, it starts over, keeping what fits of the batch's new contexts
+            assert 0 < state.contexts.size <= 50
     assert set(vec.__dict__) == keys and pickle.dumps(vec) == pickled
     assert_same(fast_tfidf.transform({"x": pickle.loads(pickled)}, corpus)["x"], vec.transform(corpus))
 
