@@ -356,9 +356,9 @@ class _CharNgrams:
         self.grow = grow
         self.cache = _WordCache(self.word_ids)
 
-    def word_ids(self, word: str) -> bytes:
-        """The vocabulary ids of the word's n-grams, repeats included: scikit-learn's
-        ``_char_wb_ngrams`` for one word, in its order."""
+    def word_grams(self, word: str) -> list[str]:
+        """The word's n-grams, repeats included: scikit-learn's ``_char_wb_ngrams`` for one
+        word, in its order."""
         w = " " + word + " "
         w_len = len(w)
         grams = []
@@ -367,13 +367,22 @@ class _CharNgrams:
                 grams.append(w)
                 break
             grams.extend([w[i:i + n] for i in range(w_len - n + 1)])
+        return grams
+
+    def gram_ids(self, grams: list[str], unknown: int | None = None) -> list[int]:
+        """The n-grams' vocabulary ids. Fitting (``grow``), a new one gets the next id; else one
+        outside the vocabulary is left out (``unknown`` None) or given ``unknown``."""
         vocabulary = self.vocabulary
         if self.grow:
             setdefault = vocabulary.setdefault
-            ids = [setdefault(g, len(vocabulary)) for g in grams]
-        else:
-            ids = [i for i in map(vocabulary.get, grams) if i is not None]
-        return array(_INT32_CODE, ids).tobytes()
+            return [setdefault(g, len(vocabulary)) for g in grams]
+        if unknown is None:
+            return [i for i in map(vocabulary.get, grams) if i is not None]
+        return [vocabulary.get(g, unknown) for g in grams]
+
+    def word_ids(self, word: str) -> bytes:
+        """The vocabulary ids of the word's n-grams (``word_grams``), as int32 bytes."""
+        return array(_INT32_CODE, self.gram_ids(self.word_grams(word))).tobytes()
 
     def occurrences(self, batch: _Batch) -> Occurrences:
         """Items are the batch's distinct words; a document holds its word occurrences."""
@@ -402,18 +411,9 @@ class _CrossCharNgrams(_CharNgrams):
         windows_per_gap = sum(range(self.min_n, self.max_n + 1))  # n windows of n characters hold a position
         self.contexts = _ContextCache(2 * self.max_n - 1, windows_per_gap, self.context_ids)
 
-    def _gram_ids(self, grams: list[str]) -> list[int]:
-        vocabulary = self.vocabulary
-        if self.grow:
-            setdefault = vocabulary.setdefault
-            return [setdefault(g, len(vocabulary)) for g in grams]
-        return [vocabulary.get(g, -1) for g in grams]
-
-    def word_ids(self, word: str) -> bytes:
-        """The ids of the word's own n-grams, which hold no whitespace."""
-        ids = self._gram_ids([word[i:i + n] for n in range(self.min_n, self.max_n + 1)
-                              for i in range(len(word) - n + 1)])
-        return array(_INT32_CODE, [i for i in ids if i >= 0]).tobytes()
+    def word_grams(self, word: str) -> list[str]:
+        """The word's own n-grams, unpadded: they hold no whitespace."""
+        return [word[i:i + n] for n in range(self.min_n, self.max_n + 1) for i in range(len(word) - n + 1)]
 
     def context_ids(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ids of the windows that hold each context's first whitespace character (flat,
@@ -423,8 +423,8 @@ class _CrossCharNgrams(_CharNgrams):
         if not len(window_of):
             return np.zeros(0, dtype=np.int32), per_context
         decoded = text.tobytes().decode("utf-32-le", "surrogatepass")
-        ids = np.array(self._gram_ids([decoded[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]),
-                       dtype=np.int32)[window_of]
+        windows = [decoded[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]
+        ids = np.array(self.gram_ids(windows, unknown=-1), dtype=np.int32)[window_of]
         found = ids >= 0
         if not found.all():
             context_of = np.repeat(np.arange(len(starts), dtype=np.int64), per_context)
@@ -532,11 +532,12 @@ def _span_hash(text, lo, hi):  # pragma: no cover (compiled)
 
 
 @njit(cache=True, nogil=True)
-def _same_span(text, lo, hi, other_lo, other_hi):  # pragma: no cover (compiled)
+def _same_span(text, lo, hi, other, other_lo, other_hi):  # pragma: no cover (compiled)
+    """Whether ``text[lo:hi]`` and ``other[other_lo:other_hi]`` hold the same code points."""
     if hi - lo != other_hi - other_lo:
         return False
     for k in range(hi - lo):
-        if text[lo + k] != text[other_lo + k]:
+        if text[lo + k] != other[other_lo + k]:
             return False
     return True
 
@@ -553,7 +554,7 @@ def _number_span(text, lo, hi, table, starts, ends, n_distinct):  # pragma: no c
             table[slot] = n_distinct
             starts[n_distinct], ends[n_distinct] = lo, hi
             return n_distinct
-        if _same_span(text, lo, hi, starts[found], ends[found]):
+        if _same_span(text, lo, hi, text, starts[found], ends[found]):
             return found
         slot = (slot + 1) & mask
 
@@ -583,18 +584,12 @@ def _context_windows(text, starts, ends, space, min_n, max_n):  # pragma: no cov
             gap += 1
         for i in range(lo, gap + 1):
             for j in range(max(gap + 1, i + min_n), min(hi, i + max_n) + 1):
-                if 2 * n_distinct >= len(table):  # grow: rehash at half full
+                if 2 * n_distinct >= len(table):  # grow: twice the room, every window numbered again
                     table = np.full(2 * len(table), -1, dtype=np.int64)
-                    mask = len(table) - 1
-                    for w in range(n_distinct):
-                        slot = _slot(_span_hash(text, window_starts[w], window_ends[w]), mask)
-                        while table[slot] != -1:
-                            slot = (slot + 1) & mask
-                        table[slot] = w
                     grown_starts = np.empty(len(table) // 2, dtype=np.int64)
                     grown_ends = np.empty(len(table) // 2, dtype=np.int64)
-                    grown_starts[:n_distinct] = window_starts[:n_distinct]
-                    grown_ends[:n_distinct] = window_ends[:n_distinct]
+                    for w in range(n_distinct):
+                        _number_span(text, window_starts[w], window_ends[w], table, grown_starts, grown_ends, w)
                     window_starts, window_ends = grown_starts, grown_ends
                 window_of[k] = number = _number_span(text, i, j, table, window_starts, window_ends, n_distinct)
                 if number == n_distinct:
@@ -614,15 +609,9 @@ def _find_spans(text, starts, ends, table, code_points, lengths):  # pragma: no 
         slot = _slot(_span_hash(text, lo, hi), mask)
         while table[slot] != -1:
             e = table[slot]
-            if lengths[e] == hi - lo:
-                same = True
-                for k in range(hi - lo):
-                    if code_points[e, k] != text[lo + k]:
-                        same = False
-                        break
-                if same:
-                    entry[c] = e
-                    break
+            if _same_span(text, lo, hi, code_points[e], 0, lengths[e]):
+                entry[c] = e
+                break
             slot = (slot + 1) & mask
     return entry
 
