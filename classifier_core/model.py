@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +26,12 @@ from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from classifier_core import fast_scores, fast_tfidf
 from classifier_core.config import LABEL_THRESHOLD, Mode
 from classifier_core.errors import ModelError
+from classifier_core.linear_svm import fit_binary_svms
 from classifier_core.metrics import indicator_matrix
 from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_metadata
 from classifier_core.out_of_core import fit_out_of_core, workers
@@ -322,54 +321,34 @@ def _stack(blocks: dict):
 
 def _one_vs_rest_svm(x, target: np.ndarray, candidate: Candidate, mode: Mode, threads: int):
     """(labels x features) coefficients and intercepts of linear SVMs, each label against the rest,
-    fitted by ``threads`` threads at once (liblinear releases the GIL while it solves).
+    fitted by ``threads`` threads at once on the matrix as it is (classifier_core.linear_svm).
 
-    MULTI_CLASS: each class's problem is the one liblinear solves for it in a multi-class
-    LinearSVC: C for the rest, C times the class's weight for the class. It splits the classes into one
-    group per thread, each a LinearSVC whose other documents form one extra class, so liblinear
-    copies the matrix once per group rather than once per class; two classes need a single SVM,
-    its weights split between them. MULTI_LABEL fits one binary SVM per label, as a
-    OneVsRestClassifier of LinearSVC would (but without copying the data to processes). A label present in every
-    document (or in none) gets zero weights and an intercept that always (never) assigns it.
+    The problems are scikit-learn's. MULTI_CLASS: each class's is the one liblinear solves for it in
+    a multi-class LinearSVC, C times the class's weight for the class and C for the rest; with two
+    classes, LinearSVC's single SVM for the second against the first (split between the two when
+    there are only two). MULTI_LABEL: one binary SVM per label, as a OneVsRestClassifier of
+    LinearSVC would fit. A label present in every document (or in none) gets zero weights and an
+    intercept that always (never) assigns it.
     """
-    x = sp.csr_matrix(x, dtype=np.float64)  # liblinear's input type: converted once, not per fit
     n_docs, n_labels = target.shape
     counts = target.sum(axis=0)
     balanced = candidate.class_weight == "balanced"  # each class weighed inversely to its frequency
     coef, intercept = np.zeros((n_labels, x.shape[1])), np.where(counts == n_docs, 1e3, -1e3)
-
-    def svm(y, weights) -> LinearSVC:
-        return LinearSVC(C=candidate.C, class_weight=weights, random_state=0).fit(x, y)
-
+    fitted = np.flatnonzero((counts > 0) & (counts < n_docs))
     if mode is Mode.MULTI_CLASS:
-        y = target.argmax(axis=1)
         weight = n_docs / (n_labels * np.maximum(counts, 1)) if balanced else np.ones(n_labels)
-        if n_labels == 2:
-            fitted = svm(y, {0: float(weight[0]), 1: float(weight[1])})
-            half = fitted.coef_[0] / 2, float(fitted.intercept_[0]) / 2
-            return np.vstack([-half[0], half[0]]), np.array([-half[1], half[1]])
-        present = np.flatnonzero(counts)
-        groups = [g for g in np.array_split(present, min(threads, len(present))) if len(g)]
-
-        def fit(group: np.ndarray) -> None:
-            y_group = np.where(np.isin(y, group), y, -1)  # -1: the rest, when there is a rest
-            fitted = svm(y_group, {**{int(j): float(weight[j]) for j in group}, -1: 1.0})
-            classes = list(fitted.classes_)
-            if len(classes) == 2:  # one vector, for classes[1]: against the rest, or against classes[0]
-                coef[classes[1]], intercept[classes[1]] = fitted.coef_[0], fitted.intercept_[0]
-                if classes[0] >= 0:
-                    coef[classes[0]], intercept[classes[0]] = -fitted.coef_[0], -fitted.intercept_[0]
-                return
-            for row, j in enumerate(classes):
-                if j >= 0:
-                    coef[j], intercept[j] = fitted.coef_[row], fitted.intercept_[row]
+        if len(fitted) == 2:
+            first, second = fitted
+            w, b = fit_binary_svms(x, target[:, [second]], candidate.C * weight[[second]],
+                                   candidate.C * weight[[first]], threads)
+            share = 0.5 if n_labels == 2 else 1.0
+            coef[fitted], intercept[fitted] = np.vstack([-w, w]) * share, np.r_[-b, b] * share
+            return coef, intercept
+        c_positive, c_negative = candidate.C * weight[fitted], np.full(len(fitted), candidate.C)
+    elif balanced:  # scikit-learn's "balanced" for a binary problem: n / (2 x the class's count)
+        c_positive = candidate.C * n_docs / (2 * counts[fitted])
+        c_negative = candidate.C * n_docs / (2 * (n_docs - counts[fitted]))
     else:
-        groups = [j for j in range(n_labels) if 0 < counts[j] < n_docs]
-
-        def fit(j: int) -> None:
-            fitted = svm(target[:, j].astype(np.int8), "balanced" if balanced else None)
-            coef[j], intercept[j] = fitted.coef_[0], fitted.intercept_[0]
-
-    with ThreadPoolExecutor(max(1, min(threads, len(groups)))) as pool:
-        list(pool.map(fit, groups))
+        c_positive = c_negative = np.full(len(fitted), candidate.C)
+    coef[fitted], intercept[fitted] = fit_binary_svms(x, target[:, fitted], c_positive, c_negative, threads)
     return coef, intercept

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.svm import LinearSVC
+
+from classifier_core.linear_svm import fit_binary_svms
+
+
+def _problem(n_docs=400, n_features=300, n_problems=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = sp.random(n_docs, n_features, density=0.04, format="csr", random_state=seed, dtype=np.float64)
+    positives = rng.random((n_docs, n_problems)) < np.linspace(0.05, 0.5, n_problems)
+    x = sp.lil_matrix(x)
+    for j in range(n_problems):  # a feature per problem makes it learnable, but not separable
+        x[np.flatnonzero(positives[:, j] & (rng.random(n_docs) < 0.8)), j] = 1.0
+    x[7] = 0.0  # a document without features
+    return sp.csr_matrix(x), positives
+
+
+def _objective(x, positive, w, b, c_positive, c_negative) -> float:
+    """The primal LinearSVC minimises: ||(w, b)||^2 / 2 + sum of C_i x squared hinge loss."""
+    y = np.where(positive, 1.0, -1.0)
+    loss = np.maximum(0.0, 1.0 - y * (x @ w + b)) ** 2
+    return float((w @ w + b * b) / 2 + np.sum(np.where(positive, c_positive, c_negative) * loss))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_each_problem_is_linear_svcs_with_its_class_weights(dtype):
+    x, positives = _problem()
+    c_positive, c_negative = np.array([0.5, 2.0, 1.0, 0.25]), np.array([0.5, 0.3, 1.0, 4.0])
+    coef, intercept = fit_binary_svms(x.astype(dtype), positives, c_positive, c_negative, threads=2)
+    for j in range(positives.shape[1]):
+        reference = LinearSVC(C=1.0, class_weight={0: c_negative[j], 1: c_positive[j]}, random_state=0)
+        reference.fit(x.astype(dtype), positives[:, j].astype(int))
+        np.testing.assert_allclose(coef[j], reference.coef_[0], atol=2e-3)
+        np.testing.assert_allclose(intercept[j], reference.intercept_[0], atol=2e-3)
+        ours = _objective(x, positives[:, j], coef[j], intercept[j], c_positive[j], c_negative[j])
+        theirs = _objective(x, positives[:, j], reference.coef_[0], reference.intercept_[0], c_positive[j], c_negative[j])
+        assert ours == pytest.approx(theirs, rel=1e-5)
+        assert np.abs(coef[j]).max() > 0.1  # something was learned, so the comparison means something
+
+
+def test_the_result_does_not_depend_on_the_number_of_threads_or_the_index_type():
+    x, positives = _problem(n_problems=5)
+    c = np.full(5, 0.5)
+    one = fit_binary_svms(x, positives, c, c, threads=1)
+    x64 = sp.csr_matrix((x.data, x.indices.astype(np.int64), x.indptr.astype(np.int64)), shape=x.shape)
+    for threads, matrix in [(3, x), (2, x64)]:
+        again = fit_binary_svms(matrix, positives, c, c, threads=threads)
+        np.testing.assert_array_equal(again[0], one[0])
+        np.testing.assert_array_equal(again[1], one[1])
+
+
+def test_stopping_before_convergence_warns():
+    x, positives = _problem(n_problems=1)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        fit_binary_svms(x, positives, np.array([100.0]), np.array([100.0]), threads=1, max_iter=1)
