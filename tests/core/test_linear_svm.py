@@ -60,3 +60,15 @@ def test_stopping_before_convergence_warns():
     x, positives = _problem(n_problems=1)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
         fit_binary_svms(x, positives, np.array([100.0]), np.array([100.0]), threads=1, max_iter=1)
+
+
+def test_the_order_of_the_features_does_not_change_the_result():
+    # the solver renumbers features by frequency internally; its weights must come back in the
+    # caller's order, and a document's features are summed in the same order whatever their ids
+    x, positives = _problem(n_problems=3)
+    c = np.full(3, 0.5)
+    coef, intercept = fit_binary_svms(x, positives, c, c, threads=2)
+    shuffled = np.random.default_rng(1).permutation(x.shape[1])
+    coef2, intercept2 = fit_binary_svms(x[:, shuffled], positives, c, c, threads=2)
+    np.testing.assert_array_equal(coef2, coef[:, shuffled])
+    np.testing.assert_array_equal(intercept2, intercept)
