@@ -10,7 +10,8 @@ from classifier_core.config import Mode
 from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
-from classifier_core.model import TextClassifier, _one_vs_rest_svm, load_model
+from classifier_core.linear_svm import TOL
+from classifier_core.model import SEARCH_TOL, TextClassifier, _one_vs_rest_svm, load_model
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds
 from flows.demo_data import multi_class_rows, multi_label_rows
 
@@ -219,3 +220,14 @@ def test_without_a_search_only_the_first_candidates_blocks_are_fitted(tickets):
     assert set(model.vectorizers_) == {"word"} and model.vectorizers_["word"].lowercase
     np.testing.assert_array_equal(model.transform(texts[:5]).toarray(),
                                   model.vectorizers_["word"].transform(texts[:5]).toarray())
+
+
+def test_the_search_ranks_at_a_loose_tolerance_and_the_kept_model_is_fitted_at_tol(tickets):
+    texts, labels = tickets
+    model = TextClassifier().fit(texts, labels)
+    x, target = model.transform(texts), indicator_matrix(labels, model.labels_)
+    kept, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, TOL)
+    loose, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, SEARCH_TOL)
+    np.testing.assert_allclose(model.weights_, kept.T, atol=1e-5)
+    assert np.abs(loose - kept).max() > 1e-3  # the tolerance matters here, so the check above means something
+    assert SEARCH_TOL > TOL
