@@ -11,7 +11,7 @@ from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
 from classifier_core.linear_svm import TOL
-from classifier_core.model import SEARCH_TOL, TextClassifier, _one_vs_rest_svm, load_model
+from classifier_core.model import SEARCH_TOL, TextClassifier, _one_vs_rest_svm, _redundant, load_model
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds
 from flows.demo_data import multi_class_rows, multi_label_rows
 
@@ -76,9 +76,10 @@ def test_classify_texts_shapes_and_blank_text(tickets):
 
 def test_the_search_chooses_on_training_data_and_records_every_candidate(tickets):
     texts, labels = tickets
-    model = TextClassifier().fit(texts, labels)
+    model = TextClassifier(time_budget=1e9).fit(texts, labels)
+    assert [row["candidate"] for row in model.search_] == [c.describe() for c in MULTI_CLASS_CANDIDATES]
     scored = [row for row in model.search_ if "validation_score" in row]
-    assert len(scored) == len(MULTI_CLASS_CANDIDATES)
+    assert all("skipped" in row for row in model.search_ if row not in scored)
     best = max(scored, key=lambda row: row["validation_score"])
     assert model.config_.describe() == best["candidate"]
     fast = TextClassifier(search=False).fit(texts, labels)
@@ -100,6 +101,41 @@ def test_a_candidate_is_skipped_when_its_expected_fit_would_overrun_the_budget()
     assert not model._fits_in_budget(logistic, elapsed=60.0, slowest_fit=8.0)  # ~80 s more: 140 > 100
     assert model._fits_in_budget(logistic, elapsed=60.0, slowest_fit=1.0)
     assert not model._fits_in_budget(svm, elapsed=95.0, slowest_fit=8.0)
+
+
+def test_c_is_searched_along_a_line_from_the_defaults():
+    default, up, down = Candidate(), Candidate(C=1.0), Candidate(C=0.25)
+    target = np.eye(3, dtype=bool)[[0, 0, 1, 2]]
+    assert _redundant(down, default, {default: 0.8, up: 0.8}, target, Mode.MULTI_CLASS) == "C=1 scored at least C=0.5's"
+    assert _redundant(down, default, {default: 0.8, up: 0.7}, target, Mode.MULTI_CLASS) is None
+    assert _redundant(up, default, {default: 0.8}, target, Mode.MULTI_CLASS) is None
+    other_features = Candidate(features="word", C=0.25)  # not on the default's line
+    assert _redundant(other_features, default, {default: 0.8, up: 0.9}, target, Mode.MULTI_CLASS) is None
+
+
+def test_balanced_weights_are_skipped_only_when_they_change_nothing():
+    default, balanced = Candidate(), Candidate(class_weight="balanced")
+    even, uneven = np.eye(3, dtype=bool)[[0, 1, 2, 0, 1, 2]], np.eye(3, dtype=bool)[[0, 0, 1, 2]]
+    reason = _redundant(balanced, default, {default: 0.8}, even, Mode.MULTI_CLASS)
+    assert reason == "balanced weights all equal: the problem of word+char, squared_hinge, C=0.5"
+    assert _redundant(balanced, default, {default: 0.8}, uneven, Mode.MULTI_CLASS) is None
+    assert _redundant(balanced, default, {}, even, Mode.MULTI_CLASS) is None  # the unweighted one was not fitted
+    labels = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=bool)  # each label in half the documents
+    assert _redundant(balanced, default, {default: 0.8}, labels, Mode.MULTI_LABEL) is not None
+    assert _redundant(balanced, default, {default: 0.8}, labels[:3], Mode.MULTI_LABEL) is None
+
+
+def test_equal_balanced_weights_fit_the_same_model_as_none(tickets):
+    texts, labels = tickets
+    per_class = {}
+    for text, label in zip(texts, labels):
+        per_class.setdefault(label, []).append(text)
+    n = min(map(len, per_class.values()))
+    texts = [t for members in per_class.values() for t in members[:n]]
+    labels = [label for label, members in per_class.items() for _ in members[:n]]
+    plain = TextClassifier(search=False).fit(texts, labels)
+    balanced = TextClassifier(search=False, candidates=[Candidate(class_weight="balanced")]).fit(texts, labels)
+    np.testing.assert_array_equal(plain.weights_, balanced.weights_)
 
 
 def test_temperature_scaling_makes_confidence_match_accuracy(tickets):
