@@ -11,7 +11,7 @@ from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
 from classifier_core.linear_svm import TOL
-from classifier_core.model import SEARCH_TOL, TextClassifier, _one_vs_rest_svm, _redundant, load_model
+from classifier_core.model import SEARCH_TOL, TextClassifier, _FeatureBlocks, _one_vs_rest_svm, _redundant, load_model
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds
 from flows.demo_data import multi_class_rows, multi_label_rows
 
@@ -101,6 +101,17 @@ def test_a_candidate_is_skipped_when_its_expected_fit_would_overrun_the_budget()
     assert not model._fits_in_budget(logistic, elapsed=60.0, slowest_fit=8.0)  # ~80 s more: 140 > 100
     assert model._fits_in_budget(logistic, elapsed=60.0, slowest_fit=1.0)
     assert not model._fits_in_budget(svm, elapsed=95.0, slowest_fit=8.0)
+    assert not model._fits_in_budget(svm, elapsed=60.0, slowest_fit=8.0, vectorising=35.0)
+
+
+def test_the_budget_expects_new_feature_blocks_to_take_as_long_as_fitted_ones(tickets):
+    blocks = _FeatureBlocks(tickets[0], min_df=2)
+    assert blocks.expected_seconds(Candidate()) == 0.0  # nothing fitted: nothing to go by
+    blocks.matrix(Candidate())
+    word, char = (next(s for (name, _), s in blocks.seconds.items() if name == n) for n in ("word", "char"))
+    assert blocks.expected_seconds(Candidate(C=1.0)) == 0.0
+    assert blocks.expected_seconds(Candidate(features="word")) == 0.0
+    assert blocks.expected_seconds(Candidate(lowercase=False, char_ngrams="char")) == word + char > 0
 
 
 def test_c_is_searched_along_a_line_from_the_defaults():
