@@ -342,19 +342,63 @@ def _transpose(x):
     return t
 
 
+class _GramNumbers:
+    """Fitting's vocabulary: numbers n-grams in order of first occurrence, as a dict's
+    ``setdefault(gram, len(dict))`` would, but in compiled code: the distinct n-grams' code
+    points (each at most ``width``) in a hash table (open addressing, compared code point by
+    code point). Only the names asked for (those kept after pruning) become strings."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.size = 0
+        self.table = np.full(1 << 16, -1, dtype=np.int64)
+        self.code_points = np.zeros((1 << 15, width), dtype=np.uint32)
+        self.lengths = np.zeros(1 << 15, dtype=np.int64)
+
+    def number(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The int32 numbers of the spans ``text[starts[i]:ends[i]]``; a new one gets the next."""
+        need = self.size + len(starts)  # at most
+        if need > len(self.lengths):
+            capacity = max(need, 2 * len(self.lengths))
+            code_points, lengths = np.zeros((capacity, self.width), dtype=np.uint32), np.zeros(capacity, dtype=np.int64)
+            code_points[:self.size], lengths[:self.size] = self.code_points[:self.size], self.lengths[:self.size]
+            self.code_points, self.lengths = code_points, lengths
+        if 2 * need > len(self.table):
+            size = len(self.table)
+            while size < 2 * need:
+                size *= 2
+            self.table = _gram_table(self.code_points, self.lengths, self.size, size)
+        ids, self.size = _number_grams(text, starts, ends, self.table, self.code_points, self.lengths, self.size)
+        return ids
+
+    def names(self, ids: np.ndarray) -> list[str]:
+        """The n-grams numbered ``ids``."""
+        lengths = self.lengths[ids]
+        flat = self.code_points[ids][np.arange(self.width) < lengths[:, None]]  # row by row
+        text = flat.astype(np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+        ends = np.cumsum(lengths).tolist()
+        return [text[a:b] for a, b in zip([0] + ends[:-1], ends)]
+
+
 class _CharNgrams:
     """``char_wb`` counts through per-word vocabulary ids.
 
-    With ``grow`` (fitting), ``vocabulary`` gives unseen n-grams the next id, in the order
-    scikit-learn meets them.
+    With ``grow`` (fitting), unseen n-grams get the next id (``_GramNumbers``, not
+    ``vocabulary``), in the order scikit-learn meets them.
     """
+
+    padded = True  # a word's n-grams are taken with a space on each side
 
     def __init__(self, vocabulary: dict, ngram_range: tuple[int, int], dtype, grow: bool = False):
         self.vocabulary = vocabulary
         self.min_n, self.max_n = ngram_range
         self.dtype = dtype
-        self.grow = grow
+        self.numbers = _GramNumbers(max(self.max_n, 1)) if grow else None
         self.cache = _WordCache(self.word_ids)
+
+    @property
+    def n_features(self) -> int:
+        return self.numbers.size if self.numbers is not None else len(self.vocabulary)
 
     def word_grams(self, word: str) -> list[str]:
         """The word's n-grams, repeats included: scikit-learn's ``_char_wb_ngrams`` for one
@@ -370,12 +414,9 @@ class _CharNgrams:
         return grams
 
     def gram_ids(self, grams: list[str], unknown: int | None = None) -> list[int]:
-        """The n-grams' vocabulary ids. Fitting (``grow``), a new one gets the next id; else one
-        outside the vocabulary is left out (``unknown`` None) or given ``unknown``."""
+        """The n-grams' vocabulary ids; one outside the vocabulary is left out (``unknown`` None)
+        or given ``unknown``."""
         vocabulary = self.vocabulary
-        if self.grow:
-            setdefault = vocabulary.setdefault
-            return [setdefault(g, len(vocabulary)) for g in grams]
         if unknown is None:
             return [i for i in map(vocabulary.get, grams) if i is not None]
         return [vocabulary.get(g, unknown) for g in grams]
@@ -384,14 +425,24 @@ class _CharNgrams:
         """The vocabulary ids of the word's n-grams (``word_grams``), as int32 bytes."""
         return array(_INT32_CODE, self.gram_ids(self.word_grams(word))).tobytes()
 
+    def distinct_word_ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the words' n-grams (``word_grams``), flat, and how many each word has."""
+        if self.numbers is None:
+            return _ids(self.cache.lookup(words))
+        pad = " " if self.padded else ""
+        text = np.frombuffer((pad + (pad * 2).join(words) + pad).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words)) + 2 * len(pad)
+        starts, ends, per_word = _word_gram_spans(np.cumsum(lengths), self.min_n, self.max_n, self.padded)
+        return self.numbers.number(text, starts, ends), per_word
+
     def occurrences(self, batch: _Batch) -> Occurrences:
         """Items are the batch's distinct words; a document holds its word occurrences."""
-        ids, per_word = _ids(self.cache.lookup(batch.distinct))
+        ids, per_word = self.distinct_word_ids(batch.distinct)
         return Occurrences(_indptr(batch.lengths), batch.columns, _indptr(per_word), ids)
 
     def counts(self, batch: _Batch):
         """The documents' count matrix, indices sorted within rows."""
-        return _item_counts(self.occurrences(batch), batch.n_docs, len(self.vocabulary), self.dtype)
+        return _item_counts(self.occurrences(batch), batch.n_docs, self.n_features, self.dtype)
 
 
 class _CrossCharNgrams(_CharNgrams):
@@ -411,6 +462,8 @@ class _CrossCharNgrams(_CharNgrams):
         windows_per_gap = sum(range(self.min_n, self.max_n + 1))  # n windows of n characters hold a position
         self.contexts = _ContextCache(2 * self.max_n - 1, windows_per_gap, self.context_ids)
 
+    padded = False
+
     def word_grams(self, word: str) -> list[str]:
         """The word's own n-grams, unpadded: they hold no whitespace."""
         return [word[i:i + n] for n in range(self.min_n, self.max_n + 1) for i in range(len(word) - n + 1)]
@@ -422,6 +475,8 @@ class _CrossCharNgrams(_CharNgrams):
             text, starts, ends, _SPACE, self.min_n, self.max_n)
         if not len(window_of):
             return np.zeros(0, dtype=np.int32), per_context
+        if self.numbers is not None:  # fitting: every window is in the vocabulary
+            return self.numbers.number(text, window_starts, window_ends)[window_of], per_context
         decoded = text.tobytes().decode("utf-32-le", "surrogatepass")
         windows = [decoded[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]
         ids = np.array(self.gram_ids(windows, unknown=-1), dtype=np.int32)[window_of]
@@ -435,7 +490,7 @@ class _CrossCharNgrams(_CharNgrams):
     def occurrences(self, batch: _Batch) -> Occurrences:
         """Items are the batch's distinct words, then its distinct gap contexts; a document
         holds its word occurrences, then its gaps' contexts."""
-        word_ids, per_word = _ids(self.cache.lookup(batch.distinct))
+        word_ids, per_word = self.distinct_word_ids(batch.distinct)
         text, per_doc, context_of, starts, ends = batch.gaps(self.max_n - 1)
         context_ids, per_context = self.contexts.lookup(text, starts, ends)
         doc_ptr = _indptr(batch.lengths + per_doc)
@@ -557,6 +612,78 @@ def _number_span(text, lo, hi, table, starts, ends, n_distinct):  # pragma: no c
         if _same_span(text, lo, hi, text, starts[found], ends[found]):
             return found
         slot = (slot + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _word_gram_spans(word_ends, min_n, max_n, padded):  # pragma: no cover (compiled)
+    """The spans of each word's n-grams, in ``word_grams``'s order, for words laid end to end
+    (``word_ends``: cumulative lengths, a padded word's two spaces included): starts, ends and
+    how many each word has."""
+    n_words = len(word_ends)
+    per_word = np.zeros(n_words, dtype=np.int64)
+    lo = 0
+    for w in range(n_words):
+        length = word_ends[w] - lo
+        for n in range(min_n, max_n + 1):
+            if padded and length <= n:  # char_wb: a word this short counts once, whole, and ends the loop
+                per_word[w] += 1
+                break
+            per_word[w] += max(length - n + 1, 0)
+        lo = word_ends[w]
+    starts = np.empty(per_word.sum(), dtype=np.int64)
+    ends = np.empty(len(starts), dtype=np.int64)
+    k, lo = 0, 0
+    for w in range(n_words):
+        hi = word_ends[w]
+        for n in range(min_n, max_n + 1):
+            if padded and hi - lo <= n:
+                starts[k], ends[k] = lo, hi
+                k += 1
+                break
+            for i in range(lo, hi - n + 1):
+                starts[k], ends[k] = i, i + n
+                k += 1
+        lo = hi
+    return starts, ends, per_word
+
+
+@njit(cache=True, nogil=True)
+def _number_grams(text, starts, ends, table, code_points, lengths, size):  # pragma: no cover (compiled)
+    """``_GramNumbers.number``: the spans' numbers, and the new number of distinct n-grams
+    (``table`` has room for all of them)."""
+    mask = len(table) - 1
+    ids = np.empty(len(starts), dtype=np.int32)
+    for k in range(len(starts)):
+        lo, hi = starts[k], ends[k]
+        slot = _slot(_span_hash(text, lo, hi), mask)
+        while True:
+            found = table[slot]
+            if found == -1:
+                table[slot] = size
+                for p in range(lo, hi):
+                    code_points[size, p - lo] = text[p]
+                lengths[size] = hi - lo
+                ids[k] = size
+                size += 1
+                break
+            if _same_span(text, lo, hi, code_points[found], 0, lengths[found]):
+                ids[k] = found
+                break
+            slot = (slot + 1) & mask
+    return ids, size
+
+
+@njit(cache=True, nogil=True)
+def _gram_table(code_points, lengths, size, table_size):  # pragma: no cover (compiled)
+    """A hash table of ``table_size`` slots holding the first ``size`` n-grams."""
+    table = np.full(table_size, -1, dtype=np.int64)
+    mask = table_size - 1
+    for g in range(size):
+        slot = _slot(_span_hash(code_points[g], 0, lengths[g]), mask)
+        while table[slot] != -1:
+            slot = (slot + 1) & mask
+        table[slot] = g
+    return table
 
 
 @njit(cache=True, nogil=True)
@@ -814,11 +941,9 @@ def _fit_char_counts(kind: type, docs: list[str], ngram_range, dtype) -> tuple[i
     each word's n-grams in scikit-learn's order. ``char``: ids follow first occurrence among
     words, then among gap contexts, batch by batch, not scikit-learn's order.
     """
-    grams: dict[str, int] = {}
-    ngrams = kind(grams, ngram_range, dtype, grow=True)
+    ngrams = kind({}, ngram_range, dtype, grow=True)
     chunks = [ngrams.counts(_Batch(docs[start:start + _FIT_CHUNK])) for start in range(0, len(docs), _FIT_CHUNK)]
-    names = list(grams)
-    return len(names), lambda ids: [names[i] for i in ids], chunks
+    return ngrams.n_features, ngrams.numbers.names, chunks
 
 
 def _fit_word_counts(docs: list[str], ngram_range, dtype) -> tuple[int, Callable, list]:

@@ -280,3 +280,19 @@ def test_identical_on_the_shared_datasets(dataset):
                                   reference)
         assert_same_fit(fast, reference)
         assert_same(fast_tfidf.transform({"x": fast}, texts)["x"], reference.transform(texts))
+
+
+def test_gram_numbers_follow_first_occurrence_as_a_dict_would_and_grow():
+    rng = np.random.default_rng(0)
+    alphabet = list("abcdefgh ") + ["\udcff", "é", "\U0001f600"]
+    grams = ["".join(rng.choice(alphabet, size=rng.integers(1, 6))) for _ in range(120_000)]  # > initial room
+    numbers = fast_tfidf._GramNumbers(width=5)
+    expected: dict[str, int] = {}
+    for start in range(0, len(grams), 50_000):  # in batches, numbering on across them
+        batch = grams[start:start + 50_000]
+        text = np.frombuffer("".join(batch).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        ends = np.cumsum([len(g) for g in batch])
+        ids = numbers.number(text, ends - [len(g) for g in batch], ends)
+        assert ids.tolist() == [expected.setdefault(g, len(expected)) for g in batch]
+    assert numbers.size == len(expected) > 1 << 15
+    assert numbers.names(np.arange(numbers.size)) == list(expected)
