@@ -76,6 +76,9 @@ def _docclass(train: TrainingSet, test: TrainingSet, mode: Mode) -> tuple[float,
     start = time.perf_counter()
     model.fit(train.texts, train.labels)
     seconds = time.perf_counter() - start
+    for row in model.search_:
+        _log(f"  search: {row}")
+    _log(f"  chose {model.config_.describe()}")
     return seconds, model.decide(model.predict_scores(test.texts)), list(model.labels_)
 
 
