@@ -55,6 +55,7 @@ DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 CACHE_MAX_WORDS = 200_000  # distinct words remembered per vectorizer (tens of MB at most)
 _CACHE_MAX_WORD_LENGTH = 64  # longer "words" (URLs, base64...) are recomputed, not cached
 _FIT_CHUNK = 20_000  # documents per step of fit_transform, bounding its temporary arrays
+_NUMBER_STEP = 1 << 20  # n-grams numbered per step when fitting (_GramNumbers)
 _INT32_MAX = np.iinfo(np.int32).max
 _INT32_CODE = next(code for code in "il" if array(code).itemsize == 4)  # array typecode read back as int32
 
@@ -357,6 +358,9 @@ class _GramNumbers:
 
     def number(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """The int32 numbers of the spans ``text[starts[i]:ends[i]]``; a new one gets the next."""
+        if len(starts) > _NUMBER_STEP:  # in steps, so the room made for new n-grams stays near what they need
+            return np.concatenate([self.number(text, starts[k:k + _NUMBER_STEP], ends[k:k + _NUMBER_STEP])
+                                   for k in range(0, len(starts), _NUMBER_STEP)])
         need = self.size + len(starts)  # at most
         if need > len(self.lengths):
             capacity = max(need, 2 * len(self.lengths))
@@ -457,12 +461,12 @@ class _CrossCharNgrams(_CharNgrams):
     windows meet the vocabulary. Every window is counted once, at exactly one of the two.
     """
 
+    padded = False
+
     def __init__(self, vocabulary: dict, ngram_range: tuple[int, int], dtype, grow: bool = False):
         super().__init__(vocabulary, ngram_range, dtype, grow)
         windows_per_gap = sum(range(self.min_n, self.max_n + 1))  # n windows of n characters hold a position
         self.contexts = _ContextCache(2 * self.max_n - 1, windows_per_gap, self.context_ids)
-
-    padded = False
 
     def word_grams(self, word: str) -> list[str]:
         """The word's own n-grams, unpadded: they hold no whitespace."""

@@ -53,9 +53,9 @@ _MODEL_FILE = "model.joblib"
 # The model that is kept is fitted at TOL.
 SEARCH_TOL = 0.1
 MIN_DOCUMENTS_FOR_SEARCH = 50
-# Seconds the search may spend by default. Within 60 s every shared dataset's search makes the
-# same choice as within 120 s; 20newsgroups' stops after two candidates instead of three (the third,
-# case-sensitive char n-grams across words, took 69 s here and lost), halving its training time.
+# Seconds the search may spend by default. Within 60 s every shared dataset's search makes the same
+# choice as within 120 s (benchmarks/RESULTS.md); 20newsgroups' stops after two candidates, where
+# 120 s also let it fit the case-sensitive char one (69 s, mostly vectorising; it lost).
 TIME_BUDGET = 60.0
 # Characters of training text (~130k news articles) above which fit goes out of core: in memory,
 # training peaks at about 110 bytes per character (feature matrices and the solver's copy).

@@ -127,6 +127,7 @@ def test_both_blocks_at_once_share_the_split(corpus):
                          ids=["min1", "min3", "float", "max50"])
 def test_fit_transform_is_identical_to_scikit_learn(corpus, params, df, monkeypatch):
     monkeypatch.setattr(fast_tfidf, "_FIT_CHUNK", 400)  # several chunks: ids must follow across them
+    monkeypatch.setattr(fast_tfidf, "_NUMBER_STEP", 999)  # and several steps of numbering per chunk
     reference = TfidfVectorizer(**params, **df)
     fast = clone(reference)
     reference_x = reference.fit_transform(corpus)
@@ -282,7 +283,8 @@ def test_identical_on_the_shared_datasets(dataset):
         assert_same(fast_tfidf.transform({"x": fast}, texts)["x"], reference.transform(texts))
 
 
-def test_gram_numbers_follow_first_occurrence_as_a_dict_would_and_grow():
+def test_gram_numbers_follow_first_occurrence_as_a_dict_would_and_grow(monkeypatch):
+    monkeypatch.setattr(fast_tfidf, "_NUMBER_STEP", 7_000)
     rng = np.random.default_rng(0)
     alphabet = list("abcdefgh ") + ["\udcff", "é", "\U0001f600"]
     grams = ["".join(rng.choice(alphabet, size=rng.integers(1, 6))) for _ in range(120_000)]  # > initial room
