@@ -251,8 +251,9 @@ class _Batch:
 
 
 class _WordCache:
-    """Per distinct word, ``compute(word)`` (int32 ids as bytes), in a dict cleared when it
-    exceeds ``max_words`` (default ``CACHE_MAX_WORDS``); words are computed in the order given."""
+    """Per distinct word, its int32 ids as bytes, in a dict cleared when it exceeds ``max_words``
+    (default ``CACHE_MAX_WORDS``). ``compute(words)`` gives the blobs of words not in it, all of
+    a batch's at once, in the order given."""
 
     def __init__(self, compute, max_words: int | None = None):
         self.compute = compute
@@ -266,13 +267,11 @@ class _WordCache:
             entries.clear()
         blobs = list(map(entries.get, words))
         if None in blobs:
-            compute = self.compute
-            for k, blob in enumerate(blobs):
-                if blob is None:
-                    word = words[k]
-                    blobs[k] = blob = compute(word)
-                    if len(word) <= _CACHE_MAX_WORD_LENGTH:
-                        entries[word] = blob
+            missing = [k for k, blob in enumerate(blobs) if blob is None]
+            for k, blob in zip(missing, self.compute([words[k] for k in missing])):
+                blobs[k] = blob
+                if len(words[k]) <= _CACHE_MAX_WORD_LENGTH:
+                    entries[words[k]] = blob
         return blobs
 
 
@@ -375,6 +374,22 @@ class _GramNumbers:
         ids, self.size = _number_grams(text, starts, ends, self.table, self.code_points, self.lengths, self.size)
         return ids
 
+    @classmethod
+    def of(cls, grams: list[str], width: int) -> tuple[_GramNumbers, np.ndarray]:
+        """The grams numbered in order, and each number's index in ``grams`` (a gram longer than
+        ``width`` is left out: it cannot be found)."""
+        kept = np.flatnonzero(np.fromiter(map(len, grams), dtype=np.int64, count=len(grams)) <= width)
+        grams_kept = [grams[k] for k in kept.tolist()]
+        numbers = cls(width)
+        text = np.frombuffer("".join(grams_kept).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        ends = np.cumsum(np.fromiter(map(len, grams_kept), dtype=np.int64, count=len(grams_kept)))
+        numbers.number(text, ends - np.diff(ends, prepend=0), ends)  # (distinct keys: numbered in order)
+        return numbers, kept
+
+    def find(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The numbers of the spans ``text[starts[i]:ends[i]]``, -1 for one never numbered."""
+        return _find_grams(text, starts, ends, self.table, self.code_points, self.lengths)
+
     def names(self, ids: np.ndarray) -> list[str]:
         """The n-grams numbered ``ids``."""
         lengths = self.lengths[ids]
@@ -398,45 +413,56 @@ class _CharNgrams:
         self.min_n, self.max_n = ngram_range
         self.dtype = dtype
         self.numbers = _GramNumbers(max(self.max_n, 1)) if grow else None
-        self.cache = _WordCache(self.word_ids)
+        self.cache = _WordCache(self.word_blobs)
+        self._known: tuple[_GramNumbers, np.ndarray] | None = None
 
     @property
     def n_features(self) -> int:
         return self.numbers.size if self.numbers is not None else len(self.vocabulary)
 
-    def word_grams(self, word: str) -> list[str]:
-        """The word's n-grams, repeats included: scikit-learn's ``_char_wb_ngrams`` for one
-        word, in its order."""
-        w = " " + word + " "
-        w_len = len(w)
-        grams = []
-        for n in range(self.min_n, self.max_n + 1):
-            if w_len <= n:  # a word this short counts once, whole, and ends the n loop
-                grams.append(w)
-                break
-            grams.extend([w[i:i + n] for i in range(w_len - n + 1)])
-        return grams
+    def known(self) -> tuple[_GramNumbers, np.ndarray]:
+        """Transforming: the vocabulary's n-grams in a compiled hash table, and each number's
+        feature id. Built on first use (a few tenths of a second for a million n-grams)."""
+        if self._known is None:
+            numbers, kept = _GramNumbers.of(list(self.vocabulary), max(self.max_n, 1))
+            features = np.fromiter(self.vocabulary.values(), dtype=np.int64, count=len(self.vocabulary))
+            self._known = numbers, features[kept]
+        return self._known
 
-    def gram_ids(self, grams: list[str], unknown: int | None = None) -> list[int]:
-        """The n-grams' vocabulary ids; one outside the vocabulary is left out (``unknown`` None)
-        or given ``unknown``."""
-        vocabulary = self.vocabulary
-        if unknown is None:
-            return [i for i in map(vocabulary.get, grams) if i is not None]
-        return [vocabulary.get(g, unknown) for g in grams]
-
-    def word_ids(self, word: str) -> bytes:
-        """The vocabulary ids of the word's n-grams (``word_grams``), as int32 bytes."""
-        return array(_INT32_CODE, self.gram_ids(self.word_grams(word))).tobytes()
-
-    def distinct_word_ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The ids of the words' n-grams (``word_grams``), flat, and how many each word has."""
-        if self.numbers is None:
-            return _ids(self.cache.lookup(words))
+    def word_spans(self, words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The words laid end to end as code points (padded with a space on each side for
+        ``char_wb``) and the spans of each word's n-grams: scikit-learn's ``_char_wb_ngrams`` (or
+        ``_char_ngrams`` inside a word) for one word, repeats included, in its order; with how
+        many each word has."""
         pad = " " if self.padded else ""
         text = np.frombuffer((pad + (pad * 2).join(words) + pad).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words)) + 2 * len(pad)
         starts, ends, per_word = _word_gram_spans(np.cumsum(lengths), self.min_n, self.max_n, self.padded)
+        return text, starts, ends, per_word
+
+    def find(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray, per_item: np.ndarray):
+        """The vocabulary ids of the spans, those outside it left out (int32), and how many of
+        each item's ``per_item`` spans are left."""
+        numbers, features = self.known()
+        found = numbers.find(text, starts, ends)
+        inside = found >= 0
+        if not inside.all():
+            item_of = np.repeat(np.arange(len(per_item), dtype=np.int64), per_item)
+            per_item = np.bincount(item_of[inside], minlength=len(per_item))
+            found = found[inside]
+        return features[found].astype(np.int32), per_item
+
+    def word_blobs(self, words: list[str]) -> list[bytes]:
+        """For the word cache: each word's n-grams' vocabulary ids, as int32 bytes."""
+        ids, per_word = self.find(*self.word_spans(words))
+        ends = np.cumsum(per_word).tolist()
+        return [ids[a:b].tobytes() for a, b in zip([0] + ends[:-1], ends)]
+
+    def distinct_word_ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the words' n-grams (``word_spans``), flat, and how many each word has."""
+        if self.numbers is None:
+            return _ids(self.cache.lookup(words))
+        text, starts, ends, per_word = self.word_spans(words)
         return self.numbers.number(text, starts, ends), per_word
 
     def occurrences(self, batch: _Batch) -> Occurrences:
@@ -468,10 +494,6 @@ class _CrossCharNgrams(_CharNgrams):
         windows_per_gap = sum(range(self.min_n, self.max_n + 1))  # n windows of n characters hold a position
         self.contexts = _ContextCache(2 * self.max_n - 1, windows_per_gap, self.context_ids)
 
-    def word_grams(self, word: str) -> list[str]:
-        """The word's own n-grams, unpadded: they hold no whitespace."""
-        return [word[i:i + n] for n in range(self.min_n, self.max_n + 1) for i in range(len(word) - n + 1)]
-
     def context_ids(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ids of the windows that hold each context's first whitespace character (flat,
         int32), and how many each context has: the contexts are ``text[starts[i]:ends[i]]``."""
@@ -481,15 +503,7 @@ class _CrossCharNgrams(_CharNgrams):
             return np.zeros(0, dtype=np.int32), per_context
         if self.numbers is not None:  # fitting: every window is in the vocabulary
             return self.numbers.number(text, window_starts, window_ends)[window_of], per_context
-        decoded = text.tobytes().decode("utf-32-le", "surrogatepass")
-        windows = [decoded[a:b] for a, b in zip(window_starts.tolist(), window_ends.tolist())]
-        ids = np.array(self.gram_ids(windows, unknown=-1), dtype=np.int32)[window_of]
-        found = ids >= 0
-        if not found.all():
-            context_of = np.repeat(np.arange(len(starts), dtype=np.int64), per_context)
-            per_context = np.bincount(context_of[found], minlength=len(starts))
-            ids = ids[found]
-        return ids, per_context
+        return self.find(text, window_starts[window_of], window_ends[window_of], per_context)
 
     def occurrences(self, batch: _Batch) -> Occurrences:
         """Items are the batch's distinct words, then its distinct gap contexts; a document
@@ -620,7 +634,7 @@ def _number_span(text, lo, hi, table, starts, ends, n_distinct):  # pragma: no c
 
 @njit(cache=True, nogil=True)
 def _word_gram_spans(word_ends, min_n, max_n, padded):  # pragma: no cover (compiled)
-    """The spans of each word's n-grams, in ``word_grams``'s order, for words laid end to end
+    """The spans of each word's n-grams, in ``_CharNgrams.word_spans``'s order, for words laid end to end
     (``word_ends``: cumulative lengths, a padded word's two spaces included): starts, ends and
     how many each word has."""
     n_words = len(word_ends)
@@ -675,6 +689,25 @@ def _number_grams(text, starts, ends, table, code_points, lengths, size):  # pra
                 break
             slot = (slot + 1) & mask
     return ids, size
+
+
+@njit(cache=True, nogil=True)
+def _find_grams(text, starts, ends, table, code_points, lengths):  # pragma: no cover (compiled)
+    """``_GramNumbers.find``: each span's number, or -1."""
+    mask = len(table) - 1
+    found = np.full(len(starts), -1, dtype=np.int64)
+    for k in range(len(starts)):
+        lo, hi = starts[k], ends[k]
+        if hi - lo > code_points.shape[1]:
+            continue
+        slot = _slot(_span_hash(text, lo, hi), mask)
+        while table[slot] != -1:
+            g = table[slot]
+            if _same_span(text, lo, hi, code_points[g], 0, lengths[g]):
+                found[k] = g
+                break
+            slot = (slot + 1) & mask
+    return found
 
 
 @njit(cache=True, nogil=True)
@@ -802,7 +835,7 @@ class _WordTokens:
         self.token_ids = token_ids
         self.unknown = unknown
         self.findall = re.compile(DEFAULT_TOKEN_PATTERN).findall
-        self.cache = _WordCache(self.word_tokens)
+        self.cache = _WordCache(lambda words: list(map(self.word_tokens, words)))
 
     def word_tokens(self, word: str) -> bytes:
         tokens, token_ids = self.findall(word), self.token_ids
@@ -830,22 +863,11 @@ class _WordNgrams:
         self.vocabulary = vocabulary
         self.dtype = dtype
         self.unigrams, self.bigrams = ngram_range[0] == 1, ngram_range[1] == 2
-        tokens: dict[str, int] = {}
-        unigram_features, pairs = {}, []
-        for term, feature in vocabulary.items():
-            parts = term.split(" ")  # a bigram is "first second": the default pattern's tokens hold no space
-            if len(parts) == 1:
-                unigram_features[tokens.setdefault(term, len(tokens))] = feature
-            elif len(parts) == 2 and parts[0] and parts[1]:
-                first = tokens.setdefault(parts[0], len(tokens))
-                pairs.append((first, tokens.setdefault(parts[1], len(tokens)), feature))
-            # any other term of a given vocabulary is never produced, here as in scikit-learn
+        tokens, unigram_features, pairs_array = _vocabulary_tokens(vocabulary)
         self.unknown = len(tokens)
         self.unigram = np.full(len(tokens) + 1, -1, dtype=np.int64)  # feature of a token id, or -1
-        self.unigram[np.fromiter(unigram_features, np.int64, len(unigram_features))] = \
-            np.fromiter(unigram_features.values(), np.int64, len(unigram_features))
-        self.bigrams = self.bigrams and bool(pairs)
-        pairs_array = np.array(pairs, dtype=np.int64).reshape(-1, 3)
+        self.unigram[unigram_features[:, 0]] = unigram_features[:, 1]
+        self.bigrams = self.bigrams and len(pairs_array) > 0
         # (first token, second token) -> bigram feature, as a hash table
         self.pair_keys, self.pair_features = _pair_table(pairs_array[:, 0] * (self.unknown + 1) + pairs_array[:, 1],
                                                          pairs_array[:, 2])
@@ -869,6 +891,37 @@ class _WordNgrams:
         n_features = len(self.vocabulary)
         keys = doc_of[found] * n_features + occurrences.features[found]
         return _count_keys(keys, batch.n_docs, n_features, self.dtype)
+
+
+def _vocabulary_tokens(vocabulary: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A word vocabulary's tokens numbered (in order of first appearance), its unigrams as rows
+    (token, feature) and its bigrams as rows (first token, second token, feature). A bigram is
+    "first second": the default pattern's tokens hold no space; any other term of a given
+    vocabulary is never produced, here as in scikit-learn. Arrow splits and numbers the terms."""
+    features = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(vocabulary))
+    try:
+        terms = pa.array(list(vocabulary), type=pa.large_string())
+    except UnicodeEncodeError:  # lone surrogates: term by term
+        tokens: dict[str, int] = {}
+        unigrams, pairs = [], []
+        for term, feature in vocabulary.items():
+            parts = term.split(" ")
+            if len(parts) == 1:
+                unigrams.append((tokens.setdefault(term, len(tokens)), feature))
+            elif len(parts) == 2 and parts[0] and parts[1]:
+                pairs.append((tokens.setdefault(parts[0], len(tokens)), tokens.setdefault(parts[1], len(tokens)), feature))
+        return tokens, np.array(unigrams, dtype=np.int64).reshape(-1, 2), np.array(pairs, dtype=np.int64).reshape(-1, 3)
+    parts = pc.split_pattern(terms, " ")
+    n_parts = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    encoded = pc.dictionary_encode(pc.list_flatten(parts))
+    token_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    first = _indptr(n_parts)[:-1]  # each term's first part
+    unigram = n_parts == 1
+    lengths = pc.binary_length(encoded.dictionary).to_numpy(zero_copy_only=False)[token_of]
+    pair = (n_parts == 2) & (lengths[np.minimum(first, len(token_of) - 1)] > 0) & (lengths[np.minimum(first + 1, len(token_of) - 1)] > 0)
+    tokens = dict(zip(encoded.dictionary.to_pylist(), range(len(encoded.dictionary))))
+    return (tokens, np.column_stack([token_of[first[unigram]], features[unigram]]),
+            np.column_stack([token_of[first[pair]], token_of[first[pair] + 1], features[pair]]))
 
 
 def _pair_table(pair_keys: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -298,3 +298,17 @@ def test_gram_numbers_follow_first_occurrence_as_a_dict_would_and_grow(monkeypat
         assert ids.tolist() == [expected.setdefault(g, len(expected)) for g in batch]
     assert numbers.size == len(expected) > 1 << 15
     assert numbers.names(np.arange(numbers.size)) == list(expected)
+
+
+@pytest.mark.parametrize("odd", ["plain", "surrogate"])
+def test_a_given_vocabularys_odd_terms_transform_as_in_scikit_learn(corpus, odd):
+    # Terms the analyzers never produce (three words, empty parts, longer than max_n) match nothing,
+    # and a lone surrogate makes the word vocabulary's tokens go term by term instead of through Arrow.
+    extra = ["\udcff"] if odd == "surrogate" else []
+    texts = corpus[:300] + ["oil price rises", "the the oil", "price  oil"]
+    words = ["price", "oil price", "the", "oil", "a  b", " x", "x ", "three word term", "rises"] + extra
+    chars = ["oi", " oi", "il ", "price", "e o", "toolongforfive", "pr"] + extra
+    for params, vocabulary in [(WORD, words), (CHAR, chars), (CROSS, chars)]:
+        reference = TfidfVectorizer(**params, vocabulary=vocabulary).fit(texts)
+        assert fast_tfidf.supports(reference)
+        assert_same(fast_tfidf.transform({"x": reference}, texts)["x"], reference.transform(texts))
