@@ -14,10 +14,12 @@ one sparse product and explanations are the per-term products.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import joblib
 import numpy as np
@@ -260,6 +262,21 @@ class TextClassifier(BaseEstimator):
             explained.append(per_label)
         return explained
 
+    def __getstate__(self) -> dict:
+        """The vectorizers go into the pickle as one C-pickled blob: joblib unpickles with Python's
+        pure-Python unpickler, which took 4.5 s for a 20newsgroups model's million vocabulary terms,
+        against 0.8 s for ``pickle.loads``. The explanations' name cache is left out."""
+        state = dict(super().__getstate__())  # (object.__getstate__ gives the instance's own __dict__)
+        state.pop("_word_names_cache", None)
+        if isinstance(state.get("vectorizers_"), dict):
+            state["vectorizers_"] = _PickledVectorizers(pickle.dumps(state["vectorizers_"], protocol=pickle.HIGHEST_PROTOCOL))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("vectorizers_"), _PickledVectorizers):  # (models saved before hold a dict)
+            state = dict(state, vectorizers_=pickle.loads(state["vectorizers_"].blob))
+        super().__setstate__(state)
+
     def _word_names(self) -> np.ndarray:
         if getattr(self, "_word_names_cache", None) is None:
             self._word_names_cache = self.vectorizers_["word"].get_feature_names_out()
@@ -304,6 +321,12 @@ def load_model(directory: str | Path) -> TextClassifier:
     if not isinstance(model, TextClassifier):
         raise ModelError(f"{directory / _MODEL_FILE}: expected a TextClassifier; found {type(model).__name__}")
     return model
+
+
+class _PickledVectorizers(NamedTuple):
+    """A model's vectorizers, pickled (TextClassifier.__getstate__)."""
+
+    blob: bytes
 
 
 class _FeatureBlocks:

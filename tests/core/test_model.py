@@ -11,7 +11,8 @@ from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
 from classifier_core.linear_svm import TOL
-from classifier_core.model import SEARCH_TOL, TextClassifier, _FeatureBlocks, _one_vs_rest_svm, _redundant, load_model
+from classifier_core.model import (SEARCH_TOL, TextClassifier, _FeatureBlocks, _one_vs_rest_svm, _PickledVectorizers,
+                                   _redundant, load_model)
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds
 from flows.demo_data import multi_class_rows, multi_label_rows
 
@@ -58,6 +59,21 @@ def test_save_load_round_trip_predicts_the_same(tmp_path, tickets):
     loaded = load_model(model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.predict_scores(texts[:20]), model.predict_scores(texts[:20]))
     assert loaded.mode is Mode.MULTI_CLASS
+
+
+def test_the_vectorizers_are_pickled_as_one_blob_and_the_live_model_is_untouched(tmp_path, tickets):
+    texts, labels = tickets
+    model = TextClassifier(search=False).fit(texts, labels)
+    model.explain(texts[:1], [model.labels_[:1]])  # fills the explanations' name cache
+    state = model.__getstate__()
+    assert isinstance(state["vectorizers_"], _PickledVectorizers) and "_word_names_cache" not in state
+    assert isinstance(model.vectorizers_, dict) and model._word_names_cache is not None
+    loaded = load_model(model.save(tmp_path / "m"))
+    assert loaded.vectorizers_.keys() == model.vectorizers_.keys()
+    assert loaded.vectorizers_["char"].vocabulary_ == model.vectorizers_["char"].vocabulary_
+    older = TextClassifier.__new__(TextClassifier)  # a model pickled before: its vectorizers as a dict
+    older.__setstate__(dict(model.__dict__))
+    np.testing.assert_array_equal(older.predict_scores(texts[:5]), loaded.predict_scores(texts[:5]))
 
 
 def test_load_rejects_a_directory_without_a_model(tmp_path):
