@@ -388,7 +388,7 @@ class _GramNumbers:
 
     def find(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """The numbers of the spans ``text[starts[i]:ends[i]]``, -1 for one never numbered."""
-        return _find_grams(text, starts, ends, self.table, self.code_points, self.lengths)
+        return _find_spans(text, starts, ends, self.table, self.code_points, self.lengths)
 
     def names(self, ids: np.ndarray) -> list[str]:
         """The n-grams numbered ``ids``."""
@@ -692,25 +692,6 @@ def _number_grams(text, starts, ends, table, code_points, lengths, size):  # pra
 
 
 @njit(cache=True, nogil=True)
-def _find_grams(text, starts, ends, table, code_points, lengths):  # pragma: no cover (compiled)
-    """``_GramNumbers.find``: each span's number, or -1."""
-    mask = len(table) - 1
-    found = np.full(len(starts), -1, dtype=np.int64)
-    for k in range(len(starts)):
-        lo, hi = starts[k], ends[k]
-        if hi - lo > code_points.shape[1]:
-            continue
-        slot = _slot(_span_hash(text, lo, hi), mask)
-        while table[slot] != -1:
-            g = table[slot]
-            if _same_span(text, lo, hi, code_points[g], 0, lengths[g]):
-                found[k] = g
-                break
-            slot = (slot + 1) & mask
-    return found
-
-
-@njit(cache=True, nogil=True)
 def _gram_table(code_points, lengths, size, table_size):  # pragma: no cover (compiled)
     """A hash table of ``table_size`` slots holding the first ``size`` n-grams."""
     table = np.full(table_size, -1, dtype=np.int64)
@@ -765,11 +746,14 @@ def _context_windows(text, starts, ends, space, min_n, max_n):  # pragma: no cov
 
 @njit(cache=True, nogil=True)
 def _find_spans(text, starts, ends, table, code_points, lengths):  # pragma: no cover (compiled)
-    """``_ContextCache``'s entry of each span ``text[starts[i]:ends[i]]``, or -1."""
+    """The entry of each span ``text[starts[i]:ends[i]]`` in a table of spans held as rows of
+    ``code_points`` (``_ContextCache``, ``_GramNumbers``), or -1."""
     mask = len(table) - 1
     entry = np.full(len(starts), -1, dtype=np.int64)
     for c in range(len(starts)):
         lo, hi = starts[c], ends[c]
+        if hi - lo > code_points.shape[1]:  # longer than any held
+            continue
         slot = _slot(_span_hash(text, lo, hi), mask)
         while table[slot] != -1:
             e = table[slot]
