@@ -18,7 +18,10 @@ word pattern spans whitespace); each distinct word is looked up once in a per-ve
   bigrams a lookup of (token, token) pairs in a hash table (compiled with numba), counted
   with one sort.
 
-(The words are split and numbered by Arrow, which splits exactly where ``str.split()`` does.)
+(The words are split and numbered by Arrow, which splits exactly where ``str.split()`` does.
+The words a batch adds to the cache have their n-grams found all at once, in compiled code, in a
+hash table of the vocabulary's n-grams; fitting numbers new n-grams in such a table too, and
+only the names kept after pruning become strings.)
 
 Each gives exactly ``CountVectorizer``'s count matrix, then runs the vectorizer's own fitted
 ``TfidfTransformer`` on it, so the output is bit for bit what ``vectorizer.transform``
@@ -343,10 +346,11 @@ def _transpose(x):
 
 
 class _GramNumbers:
-    """Fitting's vocabulary: numbers n-grams in order of first occurrence, as a dict's
-    ``setdefault(gram, len(dict))`` would, but in compiled code: the distinct n-grams' code
-    points (each at most ``width``) in a hash table (open addressing, compared code point by
-    code point). Only the names asked for (those kept after pruning) become strings."""
+    """N-grams numbered in order of first occurrence, as a dict's ``setdefault(gram, len(dict))``
+    would, but in compiled code: the distinct n-grams' code points (each at most ``width``) in a
+    hash table (open addressing, compared code point by code point). Fitting numbers new ones and
+    asks for the names of those kept after pruning (only they become strings); transforming finds
+    the spans of a batch among the vocabulary's (``of``)."""
 
     def __init__(self, width: int):
         self.width = width
@@ -394,7 +398,7 @@ class _GramNumbers:
         """The n-grams numbered ``ids``."""
         lengths = self.lengths[ids]
         flat = self.code_points[ids][np.arange(self.width) < lengths[:, None]]  # row by row
-        text = flat.astype(np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+        text = flat.tobytes().decode("utf-32-le", "surrogatepass")
         ends = np.cumsum(lengths).tolist()
         return [text[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
