@@ -386,8 +386,8 @@ class _GramNumbers:
         grams_kept = [grams[k] for k in kept.tolist()]
         numbers = cls(width)
         text = np.frombuffer("".join(grams_kept).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        ends = np.cumsum(np.fromiter(map(len, grams_kept), dtype=np.int64, count=len(grams_kept)))
-        numbers.number(text, ends - np.diff(ends, prepend=0), ends)  # (distinct keys: numbered in order)
+        bounds = _indptr(np.fromiter(map(len, grams_kept), dtype=np.int64, count=len(grams_kept)))
+        numbers.number(text, bounds[:-1], bounds[1:])  # (distinct keys: numbered in order)
         return numbers, kept
 
     def find(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -399,8 +399,8 @@ class _GramNumbers:
         lengths = self.lengths[ids]
         flat = self.code_points[ids][np.arange(self.width) < lengths[:, None]]  # row by row
         text = flat.tobytes().decode("utf-32-le", "surrogatepass")
-        ends = np.cumsum(lengths).tolist()
-        return [text[a:b] for a, b in zip([0] + ends[:-1], ends)]
+        bounds = _indptr(lengths).tolist()
+        return [text[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class _CharNgrams:
@@ -459,8 +459,8 @@ class _CharNgrams:
     def word_blobs(self, words: list[str]) -> list[bytes]:
         """For the word cache: each word's n-grams' vocabulary ids, as int32 bytes."""
         ids, per_word = self.find(*self.word_spans(words))
-        ends = np.cumsum(per_word).tolist()
-        return [ids[a:b].tobytes() for a, b in zip([0] + ends[:-1], ends)]
+        bounds = _indptr(per_word).tolist()
+        return [ids[a:b].tobytes() for a, b in zip(bounds[:-1], bounds[1:])]
 
     def distinct_word_ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The ids of the words' n-grams (``word_spans``), flat, and how many each word has."""
