@@ -6,6 +6,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
 from classifier_core import fast_tfidf
+from classifier_core import model as model_module
 from classifier_core.config import Mode
 from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
@@ -107,6 +108,18 @@ def test_an_exhausted_time_budget_skips_the_remaining_candidates(tickets):
     model = TextClassifier(time_budget=0.0).fit(texts, labels)
     assert "validation_score" in model.search_[0]
     assert all(row.get("skipped") == "time budget" for row in model.search_[1:])
+
+
+def test_the_search_may_spend_a_multiple_of_the_default_candidates_time(tickets, monkeypatch):
+    texts, labels = tickets
+    monkeypatch.setattr(model_module, "MIN_SEARCH_SECONDS", 0.0)
+    model = TextClassifier(time_budget=1e9, search_budget_factor=1.0).fit(texts, labels)
+    scored = [row for row in model.search_ if "validation_score" in row]
+    assert scored == [model.search_[0]]  # the default took all of the budget it set
+    assert "time budget" in [row.get("skipped") for row in model.search_]
+    monkeypatch.setattr(model_module, "MIN_SEARCH_SECONDS", 1e9)  # small data may try every candidate
+    model = TextClassifier(time_budget=1e9, search_budget_factor=1.0).fit(texts, labels)
+    assert not any(row.get("skipped") == "time budget" for row in model.search_)
 
 
 def test_a_candidate_is_skipped_when_its_expected_fit_would_overrun_the_budget():
