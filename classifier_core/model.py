@@ -208,10 +208,10 @@ class TextClassifier(BaseEstimator):
         scale = fit_label_scale(decisions - thresholds, truth)
         return (float(micro) + macro) / 2, {"thresholds": thresholds, "scale": scale}
 
-    def _fit_weights(self, candidate: Candidate, x, target: np.ndarray, tol: float = FIT_TOL) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_weights(self, candidate: Candidate, x, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fits the candidate's linear model; returns (features x labels) float32 weights and intercepts,
-        so decision scores are ``x @ weights + intercept`` whatever the model was. ``tol``: the
-        SVMs' stopping tolerance (classifier_core.linear_svm).
+        so decision scores are ``x @ weights + intercept`` whatever the model was. The SVMs stop at
+        FIT_TOL.
 
         C order matters: a sparse matrix times it reads contiguous memory, where the transpose
         of scikit-learn's (labels x features) made scipy copy the whole matrix on every call.
@@ -223,7 +223,7 @@ class TextClassifier(BaseEstimator):
             if coef.shape[0] == 1:  # binary: one weight vector, for the second class
                 coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
         else:
-            coef, intercept = _one_vs_rest_svm(x, target, candidate, self.mode, workers(self.n_jobs), tol)
+            coef, intercept = _one_vs_rest_svm(x, target, candidate, self.mode, workers(self.n_jobs), FIT_TOL)
         return np.ascontiguousarray(coef.T, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
