@@ -133,7 +133,7 @@ class TextClassifier(BaseEstimator):
             candidates = candidates[:1]
         min_df = self.min_df if len(texts) >= 20 * self.min_df else 1  # else a tiny corpus has no vocabulary
         blocks = _FeatureBlocks(texts, min_df)
-        self.search_ = []
+        self.search_, self.search_budget_ = [], None
         chosen, calibration = candidates[0], {}
         if len(texts) >= MIN_DOCUMENTS_FOR_SEARCH:
             chosen, calibration = self._select(candidates, blocks, target, started)
@@ -178,6 +178,7 @@ class TextClassifier(BaseEstimator):
             if best is None:  # the default: the rest of the search may take a multiple of its time
                 spent = time.monotonic() - started
                 budget = min(self.time_budget, max(MIN_SEARCH_SECONDS, self.search_budget_factor * spent))
+                self.search_budget_ = round(budget, 1)
             if best is None or score > best[0]:
                 best = (score, candidate, calibration)
         return best[1], best[2]

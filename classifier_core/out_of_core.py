@@ -123,7 +123,7 @@ def fit_out_of_core(model, texts: Sequence[str], labels: Sequence[Sequence[str]]
     model.vectorizers_ = _fit_vectorizers([texts[i] for i in sample], model, len(model.labels_) * len(grid))
     model.config_ = OutOfCoreConfig(vocabulary_sample=len(sample), validation_documents=len(corpus.valid))
     model.weights_, model.intercept_ = None, None  # transform() needs the model marked fitted
-    model.search_ = []
+    model.search_, model.search_budget_ = [], None
     with _Vectoriser(model, workers(model.n_jobs)) as vectoriser:
         best, epochs_run, n_chunks = _train(model, vectoriser, corpus, grid, rng)
     model.weights_, model.intercept_ = best["weights"]

@@ -138,10 +138,13 @@ def train_classifier(train_path: str, mode: Mode, work_dir: Path, fast: bool = F
         logger.info("model search: %s", row)
     logger.info("chose %s in %.1f s", model.config_.describe(), model.fit_seconds_)
     search_path = work_dir / MODEL_SEARCH
-    search_path.write_text(json.dumps({"chosen": model.config_.as_params(), "candidates": model.search_}, indent=2), encoding="utf-8")
+    search = {"chosen": model.config_.as_params(), "budget_seconds": model.search_budget_, "candidates": model.search_}
+    search_path.write_text(json.dumps(search, indent=2), encoding="utf-8")
     params = {f"model_{key}": str(value) for key, value in model.config_.as_params().items()}
     params.update(model_search="off" if fast else f"{len(model.search_)} candidates",
                   model_temperature=f"{model.temperature_:.4f}", model_label_scale=f"{model.label_scale_:.4f}")
+    if not fast and model.search_budget_ is not None:
+        params["model_search_budget_s"] = str(model.search_budget_)
     return TrainedModel(str(model.save(work_dir / "model")), params, str(search_path))
 
 

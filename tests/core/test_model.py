@@ -117,9 +117,12 @@ def test_the_search_may_spend_a_multiple_of_the_default_candidates_time(tickets,
     scored = [row for row in model.search_ if "validation_score" in row]
     assert scored == [model.search_[0]]  # the default took all of the budget it set
     assert "time budget" in [row.get("skipped") for row in model.search_]
+    assert 0.0 <= model.search_budget_ <= model.search_[0]["seconds"] + 1.0  # what the default took
     monkeypatch.setattr(model_module, "MIN_SEARCH_SECONDS", 1e9)  # small data may try every candidate
     model = TextClassifier(time_budget=1e9, search_budget_factor=1.0).fit(texts, labels)
     assert not any(row.get("skipped") == "time budget" for row in model.search_)
+    assert model.search_budget_ == 1e9
+    assert TextClassifier(time_budget=5.0).fit(texts, labels).search_budget_ == 5.0  # the cap
 
 
 def test_a_candidate_is_skipped_when_its_expected_fit_would_overrun_the_budget():

@@ -72,6 +72,7 @@ def test_multi_class_train_registers_a_version_and_writes_training_output(cli, h
     assert set(run.data.metrics) == METRICS | {"ExpectedCalibrationError", "BrierScore", "MacroROCAUC"}
     assert run.data.params["mode"] == "MULTI_CLASS"
     assert run.data.params["model_features"] in ("word", "word+char") and run.data.params["model_search"] == f"{len(MULTI_CLASS_CANDIDATES)} candidates"
+    assert 10.0 <= float(run.data.params["model_search_budget_s"]) <= 60.0  # 4x the default's time, in [10 s, 60 s]
     assert {a.path for a in client.list_artifacts(version.run_id)} >= {
         "confusion_matrix.json", "per_class_metrics.json", "classifier.json", "confusion_matrix.png", "model_search.json"}
 
@@ -123,6 +124,7 @@ def test_multi_label_train_with_holdout(cli, home, tickets, monkeypatch):
     client = mlflow_client(home, monkeypatch)
     run = client.get_run(client.get_model_version("tickets-ml", "1").run_id)
     assert run.data.params["model_search"] == "off"  # --fast: the first candidate, no search
+    assert "model_search_budget_s" not in run.data.params
 
 
 def test_train_reads_an_s3_prefix_and_writes_output_to_s3(cli, s3, tickets):
