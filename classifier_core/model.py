@@ -175,7 +175,7 @@ class TextClassifier(BaseEstimator):
             self.search_.append({"candidate": candidate.describe(), "validation_score": round(score, 6),
                                  "seconds": round(time.monotonic() - t0, 2)})
             scores[candidate] = score
-            if best is None:  # the default: the rest of the search may take a multiple of its time
+            if best is None and len(candidates) > 1:  # the default: the rest may take a multiple of its time
                 spent = time.monotonic() - started
                 budget = min(self.time_budget, max(MIN_SEARCH_SECONDS, self.search_budget_factor * spent))
                 self.search_budget_ = round(budget, 1)

@@ -143,7 +143,7 @@ def train_classifier(train_path: str, mode: Mode, work_dir: Path, fast: bool = F
     params = {f"model_{key}": str(value) for key, value in model.config_.as_params().items()}
     params.update(model_search="off" if fast else f"{len(model.search_)} candidates",
                   model_temperature=f"{model.temperature_:.4f}", model_label_scale=f"{model.label_scale_:.4f}")
-    if not fast and model.search_budget_ is not None:
+    if model.search_budget_ is not None:  # None with --fast (nothing to budget) and out of core
         params["model_search_budget_s"] = str(model.search_budget_)
     return TrainedModel(str(model.save(work_dir / "model")), params, str(search_path))
 
