@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -29,7 +31,7 @@ def _objective(x, positive, w, b, c_positive, c_negative) -> float:
 def test_each_problem_is_linear_svcs_with_its_class_weights_at_its_tolerance(dtype):
     x, positives = _problem()
     c_positive, c_negative = np.array([0.5, 2.0, 1.0, 0.25]), np.array([0.5, 0.3, 1.0, 4.0])
-    coef, intercept = fit_binary_svms(x.astype(dtype), positives, c_positive, c_negative, threads=2, tol=1e-4)
+    coef, intercept, _ = fit_binary_svms(x.astype(dtype), positives, c_positive, c_negative, threads=2, tol=1e-4)
     default = fit_binary_svms(x.astype(dtype), positives, c_positive, c_negative, threads=2)
     close = [_objective(x, positives[:, j], default[0][j], default[1][j], c_positive[j], c_negative[j])
              for j in range(positives.shape[1])]
@@ -67,8 +69,42 @@ def test_the_order_of_the_features_does_not_change_the_result():
     # caller's order, and a document's features are summed in the same order whatever their ids
     x, positives = _problem(n_problems=3)
     c = np.full(3, 0.5)
-    coef, intercept = fit_binary_svms(x, positives, c, c, threads=2)
+    coef, intercept, _ = fit_binary_svms(x, positives, c, c, threads=2)
     shuffled = np.random.default_rng(1).permutation(x.shape[1])
-    coef2, intercept2 = fit_binary_svms(x[:, shuffled], positives, c, c, threads=2)
+    coef2, intercept2, _ = fit_binary_svms(x[:, shuffled], positives, c, c, threads=2)
     np.testing.assert_array_equal(coef2, coef[:, shuffled])
     np.testing.assert_array_equal(intercept2, intercept)
+
+
+def test_the_duals_are_returned_and_restarting_from_them_converges_at_once_to_the_same_solution():
+    x, positives = _problem(n_problems=3)
+    c_positive, c_negative = np.array([0.5, 1.0, 2.0]), np.array([0.5, 2.0, 1.0])
+    coef, intercept, duals = fit_binary_svms(x, positives, c_positive, c_negative, threads=2, tol=1e-4)
+    assert duals.shape == (3, x.shape[0]) and (duals.data > 0).all()
+    for j in range(3):  # the primal weights are the duals' sum over the documents (LinearSVC's dual)
+        y = np.where(positives[:, j], 1.0, -1.0)
+        combined = duals[j].toarray()[0] * y
+        np.testing.assert_allclose(x.T @ combined, coef[j], atol=1e-10)
+        assert combined.sum() == pytest.approx(intercept[j])
+    with pytest.warns(ConvergenceWarning):  # from zero, two passes are not enough...
+        fit_binary_svms(x, positives, c_positive, c_negative, threads=2, tol=1e-2, max_iter=2)
+    with warnings.catch_warnings():  # ...from the solution, one is
+        warnings.simplefilter("error", ConvergenceWarning)
+        again, again_intercept, _ = fit_binary_svms(x, positives, c_positive, c_negative, threads=2, tol=1e-2,
+                                                    max_iter=2, start=duals)
+    np.testing.assert_allclose(again, coef, atol=1e-3)
+    np.testing.assert_allclose(again_intercept, intercept, atol=1e-3)
+
+
+def test_a_refit_started_from_a_subsets_duals_reaches_the_optimum_on_all_documents():
+    x, positives = _problem(n_docs=600, n_problems=3, seed=2)
+    c = np.full(3, 1.0)
+    part = np.flatnonzero(np.arange(600) % 3 != 0)  # two thirds of the documents
+    _, _, duals = fit_binary_svms(x[part], positives[part], c, c, threads=2, tol=1e-4)
+    start = sp.csr_matrix((duals.data, part[duals.indices], duals.indptr), shape=(3, 600))
+    cold, cold_intercept, _ = fit_binary_svms(x, positives, c, c, threads=2, tol=1e-4)
+    warm, warm_intercept, _ = fit_binary_svms(x, positives, c, c, threads=2, tol=1e-4, start=start)
+    np.testing.assert_allclose(warm, cold, atol=1e-3)
+    np.testing.assert_allclose(warm_intercept, cold_intercept, atol=1e-3)
+    subset, _, _ = fit_binary_svms(x[part], positives[part], c, c, threads=2, tol=1e-4)
+    assert np.abs(subset - cold).max() > 0.05  # the start was not already the answer

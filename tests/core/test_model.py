@@ -11,10 +11,9 @@ from classifier_core.config import Mode
 from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
-from classifier_core.linear_svm import TOL
 from classifier_core.model import (FIT_TOL, TextClassifier, _FeatureBlocks, _one_vs_rest_svm, _PickledVectorizers,
                                    _redundant, load_model)
-from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds
+from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds, validation_split
 from flows.demo_data import multi_class_rows, multi_label_rows
 
 
@@ -235,7 +234,7 @@ def test_threaded_one_vs_rest_is_linear_svcs_multi_class_model(class_weight, thr
     x, y = _sparse_problem()
     y[:5] = 4  # uneven classes, so "balanced" weighs them differently
     reference = LinearSVC(C=0.5, class_weight=class_weight, random_state=0).fit(x, y)
-    coef, intercept = _one_vs_rest_svm(x, np.eye(5, dtype=bool)[y], Candidate(class_weight=class_weight),
+    coef, intercept, _ = _one_vs_rest_svm(x, np.eye(5, dtype=bool)[y], Candidate(class_weight=class_weight),
                                        Mode.MULTI_CLASS, threads)
     np.testing.assert_allclose(coef, reference.coef_, atol=2e-3)
     np.testing.assert_allclose(intercept, reference.intercept_, atol=2e-3)
@@ -244,7 +243,7 @@ def test_threaded_one_vs_rest_is_linear_svcs_multi_class_model(class_weight, thr
 def test_two_classes_need_one_svm_split_between_them():
     x, y = _sparse_problem(n_labels=2)
     reference = LinearSVC(C=0.5, random_state=0).fit(x, y)
-    coef, intercept = _one_vs_rest_svm(x, np.eye(2, dtype=bool)[y], Candidate(), Mode.MULTI_CLASS, 2)
+    coef, intercept, _ = _one_vs_rest_svm(x, np.eye(2, dtype=bool)[y], Candidate(), Mode.MULTI_CLASS, 2)
     np.testing.assert_allclose(coef[1] - coef[0], reference.coef_[0], atol=2e-3)
     np.testing.assert_allclose(intercept[1] - intercept[0], reference.intercept_[0], atol=2e-3)
 
@@ -253,7 +252,7 @@ def test_classes_missing_from_the_training_documents_are_never_chosen():
     x, y = _sparse_problem(n_labels=2)
     target = np.zeros((len(y), 3), dtype=bool)
     target[np.arange(len(y)), y * 2] = True  # classes 0 and 2 only
-    coef, intercept = _one_vs_rest_svm(x, target, Candidate(), Mode.MULTI_CLASS, 1)
+    coef, intercept, _ = _one_vs_rest_svm(x, target, Candidate(), Mode.MULTI_CLASS, 1)
     reference = LinearSVC(C=0.5, random_state=0).fit(x, y)
     np.testing.assert_allclose(coef[2], reference.coef_[0], atol=2e-3)
     np.testing.assert_allclose(coef[0], -reference.coef_[0], atol=2e-3)
@@ -269,7 +268,7 @@ def test_threaded_multi_label_svms_are_one_vs_rest_classifiers_and_constant_labe
     target[:, 3], target[:, 4] = True, False  # in every document; in none
     reference = OneVsRestClassifier(LinearSVC(C=0.5, class_weight=class_weight, random_state=0))
     reference.fit(x, target.astype(int))
-    coef, intercept = _one_vs_rest_svm(x, target, Candidate(class_weight=class_weight), Mode.MULTI_LABEL, 2)
+    coef, intercept, _ = _one_vs_rest_svm(x, target, Candidate(class_weight=class_weight), Mode.MULTI_LABEL, 2)
     for j in range(3):
         np.testing.assert_allclose(coef[j], reference.estimators_[j].coef_[0], atol=2e-3)
         np.testing.assert_allclose(intercept[j], reference.estimators_[j].intercept_[0], atol=2e-3)
@@ -301,12 +300,20 @@ def test_without_a_search_only_the_first_candidates_blocks_are_fitted(tickets):
                                   model.vectorizers_["word"].transform(texts[:5]).toarray())
 
 
-def test_the_kept_model_is_fitted_at_liblinears_own_tolerance(tickets):
+def test_the_kept_model_is_refitted_on_all_documents_from_the_searchs_solution_at_liblinears_tolerance(tickets):
     texts, labels = tickets
     model = TextClassifier().fit(texts, labels)
     x, target = model.transform(texts), indicator_matrix(labels, model.labels_)
-    kept, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, FIT_TOL)
-    tight, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, TOL)
+    train, _ = validation_split([model.labels_[i] for i in target.argmax(axis=1)], len(texts), 0.15, 0)
+    _, _, duals = _one_vs_rest_svm(x[train], target[train], model.config_, Mode.MULTI_CLASS, 1, FIT_TOL)
+    start = sp.csr_matrix((duals.data, train[duals.indices], duals.indptr), shape=(len(model.labels_), len(texts)))
+    kept, _, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, FIT_TOL, start)
     np.testing.assert_allclose(model.weights_, kept.T, atol=1e-5)
-    assert np.abs(tight - kept).max() > 1e-3  # the tolerance matters here, so the check above means something
+    cold, _, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, FIT_TOL)
+    optimum, _, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, 1e-5)
+    assert np.abs(cold - kept).max() > 1e-3  # the start matters here, so the check above means something
+    # both stop near the optimum on all documents, far nearer than the search's model on part of them
+    searched, _, _ = _one_vs_rest_svm(x[train], target[train], model.config_, Mode.MULTI_CLASS, 1, 1e-5)
+    assert np.abs(kept - optimum).max() < np.abs(searched - optimum).max() / 3
+    assert np.abs(cold - optimum).max() < np.abs(searched - optimum).max() / 3
     assert FIT_TOL == 0.1
