@@ -218,7 +218,7 @@ class TextClassifier(BaseEstimator):
         so decision scores are ``x @ weights + intercept`` whatever the model was, and the SVMs'
         duals (labels x documents; None for logistic regression). The SVMs stop at FIT_TOL, starting
         from the duals ``start`` if given: the refit starts from the search's solution, which cut its
-        solver passes by 13-24% and its time by 3-28% on the shared datasets (benchmarks/RESULTS.md).
+        solver passes by 9-24% and its time by 3-28% on the shared datasets (benchmarks/RESULTS.md).
 
         C order matters: a sparse matrix times it reads contiguous memory, where the transpose
         of scikit-learn's (labels x features) made scipy copy the whole matrix on every call.
