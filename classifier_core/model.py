@@ -6,9 +6,10 @@ returns ``self`` and sets trailing-underscore state, prediction checks it was fi
 ``fit`` picks a configuration among candidates (classifier_core.selection) on a validation
 split of the training data, within a time budget; calibrates the scores on that split
 (multi-class: temperature-scaled softmax; multi-label: per-label thresholds folded into a
-sigmoid so 0.5 is the decision point); then refits the chosen configuration on all of it.
-The fitted model keeps only the vectorizers and a float32 weight matrix, so prediction is
-one sparse product and explanations are the per-term products.
+sigmoid so 0.5 is the decision point); then refits the chosen configuration on all of it,
+its SVMs starting from their solution on the split. The fitted model keeps only the
+vectorizers and a float32 weight matrix, so prediction is one sparse product and explanations
+are the per-term products.
 """
 
 from __future__ import annotations
