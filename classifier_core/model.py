@@ -222,7 +222,8 @@ class TextClassifier(BaseEstimator):
         solver passes by 9-24% and its time by 3-28% on the shared datasets (benchmarks/RESULTS.md).
 
         C order matters: a sparse matrix times it reads contiguous memory, where the transpose
-        of scikit-learn's (labels x features) made scipy copy the whole matrix on every call.
+        of scikit-learn's (labels x features) made scipy copy the whole matrix on every call. The
+        SVMs write their weights straight into it.
         """
         if self.mode is Mode.MULTI_CLASS and candidate.loss == "log":
             model = LogisticRegression(C=candidate.C, max_iter=1000, class_weight=candidate.class_weight)
@@ -230,9 +231,11 @@ class TextClassifier(BaseEstimator):
             coef, intercept, duals = model.coef_, model.intercept_, None
             if coef.shape[0] == 1:  # binary: one weight vector, for the second class
                 coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+            weights = np.ascontiguousarray(coef.T, dtype=np.float32)
         else:
-            coef, intercept, duals = _one_vs_rest_svm(x, target, candidate, self.mode, workers(self.n_jobs), FIT_TOL, start)
-        return np.ascontiguousarray(coef.T, dtype=np.float32), np.asarray(intercept, dtype=np.float32), duals
+            weights, intercept, duals = _one_vs_rest_svm(x, target, candidate, self.mode, workers(self.n_jobs), FIT_TOL,
+                                                         start)
+        return weights, np.asarray(intercept, dtype=np.float32), duals
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw linear scores of shape (documents, labels), float64: computed from the documents'
@@ -431,10 +434,10 @@ def _stack(blocks: dict):
 
 def _one_vs_rest_svm(x, target: np.ndarray, candidate: Candidate, mode: Mode, threads: int, tol: float = TOL,
                      start: sp.csr_matrix | None = None):
-    """(labels x features) coefficients and intercepts of linear SVMs, each label against the rest,
-    fitted by ``threads`` threads at once on the matrix as it is (classifier_core.linear_svm), each
-    stopping at ``tol``; and their duals, (labels x documents) sparse, zero for a label not fitted.
-    ``start``: duals of that shape to start from (fit_binary_svms).
+    """(features x labels) float32 weights and the intercepts of linear SVMs, each label against the
+    rest, fitted by ``threads`` threads at once on the matrix as it is (classifier_core.linear_svm),
+    each stopping at ``tol``; and their duals, (labels x documents) sparse, zero for a label not
+    fitted. ``start``: duals of that shape to start from (fit_binary_svms).
 
     The problems are scikit-learn's. MULTI_CLASS: each class's is the one liblinear solves for it in
     a multi-class LinearSVC, C times the class's weight for the class and C for the rest; with two
@@ -446,29 +449,31 @@ def _one_vs_rest_svm(x, target: np.ndarray, candidate: Candidate, mode: Mode, th
     n_docs, n_labels = target.shape
     counts = target.sum(axis=0)
     balanced = candidate.class_weight == "balanced"  # each class weighed inversely to its frequency
-    coef, intercept = np.zeros((n_labels, x.shape[1])), np.where(counts == n_docs, 1e3, -1e3)
+    weights, intercept = np.zeros((x.shape[1], n_labels), dtype=np.float32), np.where(counts == n_docs, 1e3, -1e3)
     fitted = np.flatnonzero((counts > 0) & (counts < n_docs))
 
     def solve(problems, positives, c_positive, c_negative):
-        w, b, duals = fit_binary_svms(x, positives, c_positive, c_negative, threads, tol,
-                                      start=None if start is None else start[problems])
+        _, b, duals = fit_binary_svms(x, positives, c_positive, c_negative, threads, tol,
+                                      start=None if start is None else start[problems], out=weights, columns=problems)
         duals = duals.tocoo()
-        return w, b, sp.csr_matrix((duals.data, (problems[duals.row], duals.col)), shape=(n_labels, n_docs))
+        return b, sp.csr_matrix((duals.data, (problems[duals.row], duals.col)), shape=(n_labels, n_docs))
 
     if mode is Mode.MULTI_CLASS:
         weight = n_docs / (n_labels * np.maximum(counts, 1)) if balanced else np.ones(n_labels)
         if len(fitted) == 2:
             first, second = fitted
-            w, b, duals = solve(fitted[1:], target[:, [second]], candidate.C * weight[[second]],
-                                candidate.C * weight[[first]])
+            b, duals = solve(fitted[1:], target[:, [second]], candidate.C * weight[[second]],
+                             candidate.C * weight[[first]])
             share = 0.5 if n_labels == 2 else 1.0
-            coef[fitted], intercept[fitted] = np.vstack([-w, w]) * share, np.r_[-b, b] * share
-            return coef, intercept, duals
+            weights[:, second] *= share
+            weights[:, first] = -weights[:, second]
+            intercept[first], intercept[second] = -b[0] * share, b[0] * share
+            return weights, intercept, duals
         c_positive, c_negative = candidate.C * weight[fitted], np.full(len(fitted), candidate.C)
     elif balanced:  # scikit-learn's "balanced" for a binary problem: n / (2 x the class's count)
         c_positive = candidate.C * n_docs / (2 * counts[fitted])
         c_negative = candidate.C * n_docs / (2 * (n_docs - counts[fitted]))
     else:
         c_positive = c_negative = np.full(len(fitted), candidate.C)
-    coef[fitted], intercept[fitted], duals = solve(fitted, target[:, fitted], c_positive, c_negative)
-    return coef, intercept, duals
+    intercept[fitted], duals = solve(fitted, target[:, fitted], c_positive, c_negative)
+    return weights, intercept, duals

@@ -9,6 +9,12 @@ from sklearn.svm import LinearSVC
 from classifier_core.linear_svm import fit_binary_svms
 
 
+def _fit(*args, **kwargs):
+    """fit_binary_svms with each problem's weights in a row."""
+    weights, intercept, duals = fit_binary_svms(*args, **kwargs)
+    return weights.T, intercept, duals
+
+
 def _problem(n_docs=400, n_features=300, n_problems=4, seed=0):
     rng = np.random.default_rng(seed)
     x = sp.random(n_docs, n_features, density=0.04, format="csr", random_state=seed, dtype=np.float64)
@@ -31,8 +37,8 @@ def _objective(x, positive, w, b, c_positive, c_negative) -> float:
 def test_each_problem_is_linear_svcs_with_its_class_weights_at_its_tolerance(dtype):
     x, positives = _problem()
     c_positive, c_negative = np.array([0.5, 2.0, 1.0, 0.25]), np.array([0.5, 0.3, 1.0, 4.0])
-    coef, intercept, _ = fit_binary_svms(x.astype(dtype), positives, c_positive, c_negative, threads=2, tol=1e-4)
-    default = fit_binary_svms(x.astype(dtype), positives, c_positive, c_negative, threads=2)
+    coef, intercept, _ = _fit(x.astype(dtype), positives, c_positive, c_negative, threads=2, tol=1e-4)
+    default = _fit(x.astype(dtype), positives, c_positive, c_negative, threads=2)
     close = [_objective(x, positives[:, j], default[0][j], default[1][j], c_positive[j], c_negative[j])
              for j in range(positives.shape[1])]
     for j in range(positives.shape[1]):
@@ -50,10 +56,10 @@ def test_each_problem_is_linear_svcs_with_its_class_weights_at_its_tolerance(dty
 def test_the_result_does_not_depend_on_the_number_of_threads_or_the_index_type():
     x, positives = _problem(n_problems=5)
     c = np.full(5, 0.5)
-    one = fit_binary_svms(x, positives, c, c, threads=1)
+    one = _fit(x, positives, c, c, threads=1)
     x64 = sp.csr_matrix((x.data, x.indices.astype(np.int64), x.indptr.astype(np.int64)), shape=x.shape)
     for threads, matrix in [(3, x), (2, x64)]:
-        again = fit_binary_svms(matrix, positives, c, c, threads=threads)
+        again = _fit(matrix, positives, c, c, threads=threads)
         np.testing.assert_array_equal(again[0], one[0])
         np.testing.assert_array_equal(again[1], one[1])
 
@@ -61,7 +67,7 @@ def test_the_result_does_not_depend_on_the_number_of_threads_or_the_index_type()
 def test_stopping_before_convergence_warns():
     x, positives = _problem(n_problems=1)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
-        fit_binary_svms(x, positives, np.array([100.0]), np.array([100.0]), threads=1, max_iter=1)
+        _fit(x, positives, np.array([100.0]), np.array([100.0]), threads=1, max_iter=1)
 
 
 def test_the_order_of_the_features_does_not_change_the_result():
@@ -69,9 +75,9 @@ def test_the_order_of_the_features_does_not_change_the_result():
     # caller's order, and a document's features are summed in the same order whatever their ids
     x, positives = _problem(n_problems=3)
     c = np.full(3, 0.5)
-    coef, intercept, _ = fit_binary_svms(x, positives, c, c, threads=2)
+    coef, intercept, _ = _fit(x, positives, c, c, threads=2)
     shuffled = np.random.default_rng(1).permutation(x.shape[1])
-    coef2, intercept2, _ = fit_binary_svms(x[:, shuffled], positives, c, c, threads=2)
+    coef2, intercept2, _ = _fit(x[:, shuffled], positives, c, c, threads=2)
     np.testing.assert_array_equal(coef2, coef[:, shuffled])
     np.testing.assert_array_equal(intercept2, intercept)
 
@@ -79,18 +85,18 @@ def test_the_order_of_the_features_does_not_change_the_result():
 def test_the_duals_are_returned_and_restarting_from_them_converges_at_once_to_the_same_solution():
     x, positives = _problem(n_problems=3)
     c_positive, c_negative = np.array([0.5, 1.0, 2.0]), np.array([0.5, 2.0, 1.0])
-    coef, intercept, duals = fit_binary_svms(x, positives, c_positive, c_negative, threads=2, tol=1e-4)
+    coef, intercept, duals = _fit(x, positives, c_positive, c_negative, threads=2, tol=1e-4)
     assert duals.shape == (3, x.shape[0]) and (duals.data > 0).all()
     for j in range(3):  # the primal weights are the duals' sum over the documents (LinearSVC's dual)
         y = np.where(positives[:, j], 1.0, -1.0)
         combined = duals[j].toarray()[0] * y
-        np.testing.assert_allclose(x.T @ combined, coef[j], atol=1e-10)
-        assert combined.sum() == pytest.approx(intercept[j])
+        np.testing.assert_allclose(x.T @ combined, coef[j], atol=1e-5)  # (the solver's weights are float32)
+        assert combined.sum() == pytest.approx(intercept[j], abs=1e-10)  # (its intercept float64)
     with pytest.warns(ConvergenceWarning):  # from zero, two passes are not enough...
-        fit_binary_svms(x, positives, c_positive, c_negative, threads=2, tol=1e-2, max_iter=2)
+        _fit(x, positives, c_positive, c_negative, threads=2, tol=1e-2, max_iter=2)
     with warnings.catch_warnings():  # ...from the solution, one is
         warnings.simplefilter("error", ConvergenceWarning)
-        again, again_intercept, _ = fit_binary_svms(x, positives, c_positive, c_negative, threads=2, tol=1e-2,
+        again, again_intercept, _ = _fit(x, positives, c_positive, c_negative, threads=2, tol=1e-2,
                                                     max_iter=2, start=duals)
     np.testing.assert_allclose(again, coef, atol=1e-3)
     np.testing.assert_allclose(again_intercept, intercept, atol=1e-3)
@@ -100,11 +106,24 @@ def test_a_refit_started_from_a_subsets_duals_reaches_the_optimum_on_all_documen
     x, positives = _problem(n_docs=600, n_problems=3, seed=2)
     c = np.full(3, 1.0)
     part = np.flatnonzero(np.arange(600) % 3 != 0)  # two thirds of the documents
-    _, _, duals = fit_binary_svms(x[part], positives[part], c, c, threads=2, tol=1e-4)
+    _, _, duals = _fit(x[part], positives[part], c, c, threads=2, tol=1e-4)
     start = sp.csr_matrix((duals.data, part[duals.indices], duals.indptr), shape=(3, 600))
-    cold, cold_intercept, _ = fit_binary_svms(x, positives, c, c, threads=2, tol=1e-4)
-    warm, warm_intercept, _ = fit_binary_svms(x, positives, c, c, threads=2, tol=1e-4, start=start)
+    cold, cold_intercept, _ = _fit(x, positives, c, c, threads=2, tol=1e-4)
+    warm, warm_intercept, _ = _fit(x, positives, c, c, threads=2, tol=1e-4, start=start)
     np.testing.assert_allclose(warm, cold, atol=1e-3)
     np.testing.assert_allclose(warm_intercept, cold_intercept, atol=1e-3)
-    subset, _, _ = fit_binary_svms(x[part], positives[part], c, c, threads=2, tol=1e-4)
+    subset, _, _ = _fit(x[part], positives[part], c, c, threads=2, tol=1e-4)
     assert np.abs(subset - cold).max() > 0.05  # the start was not already the answer
+
+
+def test_the_weights_go_into_the_given_columns_of_a_given_array():
+    x, positives = _problem(n_problems=2)
+    c = np.full(2, 0.5)
+    weights, intercept, _ = fit_binary_svms(x, positives, c, c, threads=2)
+    assert weights.shape == (x.shape[1], 2) and weights.dtype == np.float32 and weights.flags.c_contiguous
+    out = np.full((x.shape[1], 4), 7.0, dtype=np.float32)
+    returned, again, _ = fit_binary_svms(x, positives, c, c, threads=2, out=out, columns=np.array([3, 1]))
+    assert returned is out
+    np.testing.assert_array_equal(out[:, [3, 1]], weights)
+    assert (out[:, [0, 2]] == 7.0).all()  # the other columns are left as they were
+    np.testing.assert_array_equal(again, intercept)

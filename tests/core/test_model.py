@@ -17,6 +17,12 @@ from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_th
 from flows.demo_data import multi_class_rows, multi_label_rows
 
 
+def _ovr(*args):
+    """_one_vs_rest_svm with each label's weights in a row, as scikit-learn's coef_."""
+    weights, intercept, duals = _one_vs_rest_svm(*args)
+    return weights.T, intercept, duals
+
+
 @pytest.fixture(scope="module")
 def tickets():
     rows = multi_class_rows(400)
@@ -234,8 +240,7 @@ def test_threaded_one_vs_rest_is_linear_svcs_multi_class_model(class_weight, thr
     x, y = _sparse_problem()
     y[:5] = 4  # uneven classes, so "balanced" weighs them differently
     reference = LinearSVC(C=0.5, class_weight=class_weight, random_state=0).fit(x, y)
-    coef, intercept, _ = _one_vs_rest_svm(x, np.eye(5, dtype=bool)[y], Candidate(class_weight=class_weight),
-                                       Mode.MULTI_CLASS, threads)
+    coef, intercept, _ = _ovr(x, np.eye(5, dtype=bool)[y], Candidate(class_weight=class_weight), Mode.MULTI_CLASS, threads)
     np.testing.assert_allclose(coef, reference.coef_, atol=2e-3)
     np.testing.assert_allclose(intercept, reference.intercept_, atol=2e-3)
 
@@ -243,7 +248,7 @@ def test_threaded_one_vs_rest_is_linear_svcs_multi_class_model(class_weight, thr
 def test_two_classes_need_one_svm_split_between_them():
     x, y = _sparse_problem(n_labels=2)
     reference = LinearSVC(C=0.5, random_state=0).fit(x, y)
-    coef, intercept, _ = _one_vs_rest_svm(x, np.eye(2, dtype=bool)[y], Candidate(), Mode.MULTI_CLASS, 2)
+    coef, intercept, _ = _ovr(x, np.eye(2, dtype=bool)[y], Candidate(), Mode.MULTI_CLASS, 2)
     np.testing.assert_allclose(coef[1] - coef[0], reference.coef_[0], atol=2e-3)
     np.testing.assert_allclose(intercept[1] - intercept[0], reference.intercept_[0], atol=2e-3)
 
@@ -252,7 +257,7 @@ def test_classes_missing_from_the_training_documents_are_never_chosen():
     x, y = _sparse_problem(n_labels=2)
     target = np.zeros((len(y), 3), dtype=bool)
     target[np.arange(len(y)), y * 2] = True  # classes 0 and 2 only
-    coef, intercept, _ = _one_vs_rest_svm(x, target, Candidate(), Mode.MULTI_CLASS, 1)
+    coef, intercept, _ = _ovr(x, target, Candidate(), Mode.MULTI_CLASS, 1)
     reference = LinearSVC(C=0.5, random_state=0).fit(x, y)
     np.testing.assert_allclose(coef[2], reference.coef_[0], atol=2e-3)
     np.testing.assert_allclose(coef[0], -reference.coef_[0], atol=2e-3)
@@ -268,7 +273,7 @@ def test_threaded_multi_label_svms_are_one_vs_rest_classifiers_and_constant_labe
     target[:, 3], target[:, 4] = True, False  # in every document; in none
     reference = OneVsRestClassifier(LinearSVC(C=0.5, class_weight=class_weight, random_state=0))
     reference.fit(x, target.astype(int))
-    coef, intercept, _ = _one_vs_rest_svm(x, target, Candidate(class_weight=class_weight), Mode.MULTI_LABEL, 2)
+    coef, intercept, _ = _ovr(x, target, Candidate(class_weight=class_weight), Mode.MULTI_LABEL, 2)
     for j in range(3):
         np.testing.assert_allclose(coef[j], reference.estimators_[j].coef_[0], atol=2e-3)
         np.testing.assert_allclose(intercept[j], reference.estimators_[j].intercept_[0], atol=2e-3)
@@ -305,15 +310,15 @@ def test_the_kept_model_is_refitted_on_all_documents_from_the_searchs_solution_a
     model = TextClassifier().fit(texts, labels)
     x, target = model.transform(texts), indicator_matrix(labels, model.labels_)
     train, _ = validation_split([model.labels_[i] for i in target.argmax(axis=1)], len(texts), 0.15, 0)
-    _, _, duals = _one_vs_rest_svm(x[train], target[train], model.config_, Mode.MULTI_CLASS, 1, FIT_TOL)
+    _, _, duals = _ovr(x[train], target[train], model.config_, Mode.MULTI_CLASS, 1, FIT_TOL)
     start = sp.csr_matrix((duals.data, train[duals.indices], duals.indptr), shape=(len(model.labels_), len(texts)))
-    kept, _, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, FIT_TOL, start)
+    kept, _, _ = _ovr(x, target, model.config_, Mode.MULTI_CLASS, 1, FIT_TOL, start)
     np.testing.assert_allclose(model.weights_, kept.T, atol=1e-5)
-    cold, _, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, FIT_TOL)
-    optimum, _, _ = _one_vs_rest_svm(x, target, model.config_, Mode.MULTI_CLASS, 1, 1e-5)
+    cold, _, _ = _ovr(x, target, model.config_, Mode.MULTI_CLASS, 1, FIT_TOL)
+    optimum, _, _ = _ovr(x, target, model.config_, Mode.MULTI_CLASS, 1, 1e-5)
     assert np.abs(cold - kept).max() > 1e-3  # the start matters here, so the check above means something
     # both stop near the optimum on all documents, far nearer than the search's model on part of them
-    searched, _, _ = _one_vs_rest_svm(x[train], target[train], model.config_, Mode.MULTI_CLASS, 1, 1e-5)
+    searched, _, _ = _ovr(x[train], target[train], model.config_, Mode.MULTI_CLASS, 1, 1e-5)
     assert np.abs(kept - optimum).max() < np.abs(searched - optimum).max() / 3
     assert np.abs(cold - optimum).max() < np.abs(searched - optimum).max() / 3
     assert FIT_TOL == 0.1
