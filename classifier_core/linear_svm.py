@@ -49,8 +49,9 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
     is non-zero where it lies inside its problem's margin.
 
     ``out``, a (features x k) float32 array, receives problem j's weights in its column
-    ``columns[j]`` instead, and is returned: the weights are written once, where the model keeps
-    them (at Comprehend's 1,000 classes, float64 copies on the way took five times the memory).
+    ``columns[j]`` (default j) instead, and is returned: the weights are written once, where the
+    model keeps them (at Comprehend's 1,000 classes, float64 copies on the way took five times the
+    memory).
 
     ``start``, duals of that shape, warm-starts each problem from them (liblinear's warm start):
     from a solution on part of the documents, the others' duals at zero, a refit on all of them
@@ -66,7 +67,9 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
     squares = _squared_norms(indptr, data) + 1.0  # + the intercept's feature, 1 in every document
     n_problems = positives.shape[1]
     if out is None:
-        out, columns = np.zeros((x.shape[1], n_problems), dtype=np.float32), np.arange(n_problems)
+        out = np.zeros((x.shape[1], n_problems), dtype=np.float32)
+    if columns is None:
+        columns = np.arange(n_problems)
     intercept = np.zeros(n_problems)
     iterations = np.zeros(n_problems, dtype=np.int64)
     support: list = [None] * n_problems  # each problem's (documents, duals) where the duals are non-zero

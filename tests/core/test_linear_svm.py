@@ -127,3 +127,5 @@ def test_the_weights_go_into_the_given_columns_of_a_given_array():
     np.testing.assert_array_equal(out[:, [3, 1]], weights)
     assert (out[:, [0, 2]] == 7.0).all()  # the other columns are left as they were
     np.testing.assert_array_equal(again, intercept)
+    fit_binary_svms(x, positives, c, c, threads=2, out=out[:, 2:])  # (a view: columns 2 and 3, in order)
+    np.testing.assert_array_equal(out[:, 2:], weights)
