@@ -26,11 +26,13 @@ demo: setup
 server: setup
 	$(VENV)/bin/docclass server
 
+# Every core: most tests wait on processes they start (the CLI, servers), so even 2 cores take
+# the suite from 26 to 16 minutes. Each worker starts its own Prefect and S3 servers.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto --dist worksteal -m "not slow"
 
 # Benchmarks read ../shared/data and are not part of the test suite.
 bench: bench-realtime bench-accuracy bench-throughput bench-train-scale bench-candidates
