@@ -41,6 +41,7 @@ custom preprocessing, non-string documents, max_features in fit...) goes to scik
 from __future__ import annotations
 
 import re
+import threading
 from array import array
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -214,9 +215,9 @@ class _Batch:
         self._gaps: dict[int, tuple] = {}
         try:
             # Arrow 25 now and then splits a last string ending in multi-byte whitespace (U+00A0,
-            # U+3000...) wrongly, apparently reading past the data ('and\xa0' stays one word: a different few
-            # of 3,000 test batches each run). A one-byte string after the documents, split and
-            # dropped, avoids it.
+            # U+3000...) wrongly, apparently reading past the data ('and\xa0' stays one word: a
+            # different few of 3,000 test batches each run). A one-byte string after the
+            # documents, split and dropped, avoids it.
             array = pa.array([*docs, " "], type=pa.large_string())
         except UnicodeEncodeError:
             self._split_in_python(docs)
@@ -287,7 +288,11 @@ class _ContextCache:
     compiled code reads: a hash table of the contexts' code points (open addressing) and each
     context's ids. It holds up to ``capacity`` contexts (default ``CACHE_MAX_WORDS``) and starts
     over when a batch's new ones do not fit. ``compute(text, starts, ends)`` gives the ids of
-    the contexts ``text[starts[i]:ends[i]]`` (flat int32) and how many each has."""
+    the contexts ``text[starts[i]:ends[i]]`` (flat int32) and how many each has.
+
+    One lookup at a time: compiled code writes these arrays without the GIL, and threads sharing
+    a model (a Dask worker's) would otherwise read half-written entries, get wrong ids or probe
+    a full table forever."""
 
     def __init__(self, width: int, bound: int, compute, capacity: int | None = None):
         self.width, self.bound, self.compute = width, bound, compute
@@ -301,9 +306,14 @@ class _ContextCache:
         self.ids = np.empty(self.capacity * bound, dtype=np.int32)
         self.id_ptr = np.zeros(self.capacity + 1, dtype=np.int64)
         self.size = 0
+        self.lock = threading.Lock()
 
     def lookup(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ids of the contexts ``text[starts[i]:ends[i]]``, flat, and how many each has."""
+        with self.lock:
+            return self._lookup(text, starts, ends)
+
+    def _lookup(self, text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         entry = _find_spans(text, starts, ends, self.table, self.code_points, self.lengths)
         missing = np.flatnonzero(entry < 0)
         new_ids, new_counts = self.compute(text, starts[missing], ends[missing])

@@ -3,6 +3,8 @@
 import csv
 import pickle
 import random
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -330,3 +332,38 @@ def test_a_given_vocabularys_odd_terms_transform_as_in_scikit_learn(corpus, odd)
         reference = TfidfVectorizer(**params, vocabulary=vocabulary).fit(texts)
         assert fast_tfidf.supports(reference)
         assert_same(fast_tfidf.transform({"x": reference}, texts)["x"], reference.transform(texts))
+
+
+@pytest.mark.parametrize("params", [WORD, CHAR, CROSS], ids=["word", "char_wb", "char"])
+def test_threads_sharing_a_vectorizer_get_what_one_thread_gets(params):
+    """A Dask worker runs several shards at once on threads sharing one model, so the lookups
+    one vectorizer keeps across batches (word and context caches) must stay right under
+    concurrent use: every batch's matrix is the one scikit-learn gives. Small caches start over
+    often, while other threads read them. (Unguarded, the "char" context cache gave wrong
+    matrices, errors, or threads probing a full table forever: hence daemon threads and a limit.)"""
+    vec = TfidfVectorizer(min_df=2, **params).fit(varied_texts(1000))
+    state = fast_tfidf._state(vec)
+    (state.tokens if params is WORD else state).cache.max_words = 200
+    if params is CROSS:
+        contexts = state.contexts
+        state.contexts = fast_tfidf._ContextCache(contexts.width, contexts.bound, contexts.compute, capacity=200)
+    batches = [varied_texts(150, seed=seed) for seed in range(2, 50)]
+    found: dict[int, object] = {}
+
+    def work(first: int) -> None:
+        for k in range(first, len(batches), 4):
+            try:
+                found[k] = fast_tfidf.transform({"x": vec}, batches[k])["x"]
+            except Exception as exc:  # noqa: BLE001 (reported below, per batch)
+                found[k] = exc
+
+    threads = [threading.Thread(target=work, args=(first,), daemon=True) for first in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    for thread in threads:
+        thread.join(timeout=max(deadline - time.monotonic(), 0))
+    assert not any(thread.is_alive() for thread in threads), "a thread is still transforming after 120 s"
+    for k, texts in enumerate(batches):
+        assert not isinstance(found[k], Exception), found[k]
+        assert_same(found[k], vec.transform(texts))
