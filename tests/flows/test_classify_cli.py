@@ -297,8 +297,10 @@ def test_a_killed_job_resumes_and_writes_what_an_uninterrupted_run_writes(cli, t
 
 
 def test_a_running_job_is_not_resumed_twice(cli, tmp_path, monkeypatch):
+    # 400 small shards, each its own task run: the job outlasts the resume command's start-up
+    # even on a loaded machine (with 100, it once finished first under pytest -n 2).
     source = _input_lines(tmp_path / "in.txt", 150_000)
-    monkeypatch.setenv("DOCCLASS_SHARD_BYTES", str(source.stat().st_size // 100 + 1))
+    monkeypatch.setenv("DOCCLASS_SHARD_BYTES", str(source.stat().st_size // 400 + 1))
     out = tmp_path / "out"
     process = _start_job(source, out)
     try:
