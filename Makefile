@@ -27,7 +27,7 @@ server: setup
 	$(VENV)/bin/docclass server
 
 # Every core: most tests wait on processes they start (the CLI, servers), so even 2 cores take
-# the suite from 26 to 16 minutes. Each worker starts its own Prefect and S3 servers.
+# the suite from 26 to 16-18 minutes. Each worker starts its own Prefect and S3 servers.
 test: setup
 	$(PY) -m pytest -n auto --dist worksteal
 
