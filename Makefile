@@ -27,12 +27,14 @@ server: setup
 	$(VENV)/bin/docclass server
 
 # Every core: most tests wait on processes they start (the CLI, servers), so even 2 cores take
-# the suite from 26 to 16-18 minutes. Each worker starts its own Prefect and S3 servers.
+# the suite from 26 to 16-18 minutes. Each worker starts its own Prefect and S3 servers; a test
+# module runs whole on one worker (loadscope), so the models its fixtures train are trained once
+# (split across workers, the real-time module's were trained three times).
 test: setup
-	$(PY) -m pytest -n auto --dist worksteal
+	$(PY) -m pytest -n auto --dist loadscope
 
 test-fast: setup
-	$(PY) -m pytest -n auto --dist worksteal -m "not slow"
+	$(PY) -m pytest -n auto --dist loadscope -m "not slow"
 
 # Benchmarks read ../shared/data and are not part of the test suite.
 bench: bench-realtime bench-accuracy bench-throughput bench-train-scale bench-candidates
