@@ -18,34 +18,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
-from sklearn.feature_extraction.text import TfidfVectorizer
-
 from classifier_core import fast_tfidf
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 _NORMS = {None: 0, "l2": 1, "l1": 2}
 
 
-def decision_scores(blocks: Mapping[str, TfidfVectorizer], weights: np.ndarray, intercept: np.ndarray,
-                    texts: Sequence[str]) -> np.ndarray | None:
+def decision_scores(blocks: Mapping[str, TfidfVectorizer | fast_tfidf.FrozenTfidf], weights: np.ndarray,
+                    intercept: np.ndarray, texts: Sequence[str]) -> np.ndarray | None:
     """``hstack([v.transform(texts) for v in blocks.values()]) @ weights + intercept`` as float64,
     the blocks' features numbered in that order; None when a vectorizer is not supported."""
-    transformers = [getattr(vec, "_tfidf", None) for vec in blocks.values()]
-    if any(t is None or t.norm not in _NORMS for t in transformers):
+    frozen = {name: fast_tfidf.freeze(vec) for name, vec in blocks.items()}
+    if any(vec is None for vec in frozen.values()):
         return None
-    found = fast_tfidf.occurrences(blocks, texts)
+    found = fast_tfidf.occurrences(frozen, texts)
     if found is None:
         return None
     scores = np.zeros((len(texts), weights.shape[1]), dtype=np.float64)
     offset = 0
-    for (name, vec), tfidf in zip(blocks.items(), transformers):
+    for name, vec in frozen.items():
         n_features = len(vec.vocabulary_)
-        idf = np.asarray(tfidf.idf_, dtype=np.float64) if tfidf.use_idf else np.ones(n_features)
+        idf = vec.idf_ if vec.idf_ is not None else np.ones(n_features)
         occ = found[name]
         _accumulate(scores, occ.doc_ptr, occ.item_of, occ.item_ptr, occ.features, idf,
-                    bool(tfidf.sublinear_tf), _NORMS[tfidf.norm], weights, offset)
+                    vec.sublinear_tf, _NORMS[vec.norm], weights, offset)
         offset += n_features
     scores += intercept
     return scores

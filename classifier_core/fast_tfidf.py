@@ -29,7 +29,8 @@ returns. ``occurrences`` stops short of counting: it lists each document's featu
 occurrences, from which ``classifier_core.fast_scores`` computes a model's scores directly.
 ``fit_transform`` likewise reproduces scikit-learn's fitted state (vocabulary and its
 insertion order, ``idf_``, even the unsorted rows of its output) and leaves a plain fitted
-``TfidfVectorizer``: nothing of this module is pickled with a model. (For ``char``, the
+``TfidfVectorizer``: nothing of this module is pickled with a model but ``FrozenTfidf``, what
+scoring needs of a fitted vectorizer, which scores without scikit-learn. (For ``char``, the
 vocabulary's terms and ids, ``idf_`` and the matrix are scikit-learn's, but its rows come
 sorted and the vocabulary's insertion order differs: scikit-learn numbers n-grams in order
 of first occurrence, text position by position, which the per-word counting does not see.)
@@ -45,7 +46,7 @@ import threading
 from array import array
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from numbers import Integral
 
 import numpy as np
@@ -53,7 +54,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 from numba import njit
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 CACHE_MAX_WORDS = 200_000  # distinct words remembered per vectorizer (tens of MB at most)
@@ -63,7 +66,9 @@ _NUMBER_STEP = 1 << 20  # n-grams numbered per step when fitting (_GramNumbers)
 _INT32_MAX = np.iinfo(np.int32).max
 _INT32_CODE = next(code for code in "il" if array(code).itemsize == 4)  # array typecode read back as int32
 
-# The lookup structures of each fitted vectorizer, built on first use, dropped with it.
+# Each fitted scikit-learn vectorizer's FrozenTfidf, and each FrozenTfidf's lookup structures,
+# built on first use, dropped with it.
+_FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -89,6 +94,8 @@ def transform(vectorizers: Mapping[str, TfidfVectorizer], texts: Iterable[str]) 
 
 def fit_transform(vec: TfidfVectorizer, texts: Iterable[str]):
     """``vec.fit_transform(texts)``: the same fitted state and matrix, computed here where supported."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
     texts = list(texts)
     if (_kind(vec) is None or vec.vocabulary is not None or vec.max_features is not None
             or not all(isinstance(text, str) for text in texts)):
@@ -113,7 +120,7 @@ def fit_transform(vec: TfidfVectorizer, texts: Iterable[str]):
                                   sublinear_tf=vec.sublinear_tf)
     vec.vocabulary_ = vocabulary
     vec._tfidf.fit(counts)
-    _STATES.pop(vec, None)
+    _FROZEN.pop(vec, None)
     if vec.analyzer == "char":
         counts.sort_indices()  # (its provisional order is not scikit-learn's: see the module's docstring)
     return vec._tfidf.transform(counts, copy=False)
@@ -147,6 +154,39 @@ def occurrences(vectorizers: Mapping[str, TfidfVectorizer], texts: Iterable[str]
     return found
 
 
+class FrozenTfidf:
+    """What scoring needs of a fitted, supported ``TfidfVectorizer`` (``freeze``): its analyzer,
+    n-gram range, case, dtype, vocabulary and TF-IDF weighting. Unpickling it, and scoring with
+    ``occurrences`` and classifier_core.fast_scores, imports no scikit-learn, which took 1-2.5 s
+    of every process that classifies (a job's shards, ``docclass classify-text``)."""
+
+    def __init__(self, vec: TfidfVectorizer):
+        self.analyzer, self.ngram_range = _kind(vec), tuple(int(n) for n in vec.ngram_range)
+        self.lowercase, self.dtype, self.vocabulary_ = bool(vec.lowercase), np.dtype(vec.dtype), vec.vocabulary_
+        tfidf = vec._tfidf
+        self.idf_ = np.asarray(tfidf.idf_, dtype=np.float64) if tfidf.use_idf else None
+        self.sublinear_tf, self.norm = bool(tfidf.sublinear_tf), tfidf.norm
+
+
+def freeze(vec) -> FrozenTfidf | None:
+    """The fitted vectorizer's FrozenTfidf (the same one while its vocabulary is the same); None
+    when it is not one this module reproduces."""
+    if isinstance(vec, FrozenTfidf):
+        return vec
+    try:
+        frozen = _FROZEN.get(vec)
+    except TypeError:  # not weak-referenceable or not hashable
+        return None
+    vocabulary, tfidf = getattr(vec, "vocabulary_", None), getattr(vec, "_tfidf", None)
+    if frozen is not None and frozen.vocabulary_ is vocabulary:
+        return frozen
+    if (_kind(vec) is None or not isinstance(vocabulary, dict) or not vocabulary or tfidf is None
+            or tfidf.norm not in (None, "l1", "l2")):
+        return None
+    _FROZEN[vec] = frozen = FrozenTfidf(vec)
+    return frozen
+
+
 def supports(vec) -> bool:
     """Whether ``transform`` computes this fitted vectorizer's output itself."""
     return _state(vec) is not None
@@ -154,11 +194,18 @@ def supports(vec) -> bool:
 
 def clear_caches() -> None:
     """Forgets every vectorizer's lookup structures and word cache."""
+    _FROZEN.clear()
     _STATES.clear()
 
 
 def _kind(vec) -> str | None:
     """"char_wb", "char" or "word" for a configuration reproduced here, else None."""
+    if isinstance(vec, FrozenTfidf):
+        return vec.analyzer
+    if type(vec).__name__ != "TfidfVectorizer":  # (scikit-learn is not imported until one is met)
+        return None
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     if type(vec) is not TfidfVectorizer:
         return None
     try:
@@ -178,22 +225,15 @@ def _kind(vec) -> str | None:
 
 
 def _state(vec):
-    """The lookup structures of a fitted, supported vectorizer (None: leave it to scikit-learn)."""
-    try:
-        state = _STATES.get(vec)
-    except TypeError:  # not weak-referenceable or not hashable
+    """The lookup structures of a fitted, supported vectorizer or its FrozenTfidf, the same for
+    both (None: leave it to scikit-learn)."""
+    frozen = freeze(vec)
+    if frozen is None:
         return None
-    vocabulary = getattr(vec, "vocabulary_", None)
-    if state is not None and state.vocabulary is vocabulary:
-        return state
-    kind = _kind(vec)
-    if kind is None or not isinstance(vocabulary, dict) or not vocabulary or not hasattr(vec, "_tfidf"):
-        return None
-    if kind in _CHAR_KINDS:
-        state = _CHAR_KINDS[kind](vocabulary, tuple(vec.ngram_range), vec.dtype)
-    else:
-        state = _WordNgrams(vocabulary, tuple(vec.ngram_range), vec.dtype)
-    _STATES[vec] = state
+    state = _STATES.get(frozen)
+    if state is None:
+        kinds = {"word": _WordNgrams, **_CHAR_KINDS}
+        _STATES[frozen] = state = kinds[frozen.analyzer](frozen.vocabulary_, frozen.ngram_range, frozen.dtype)
     return state
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from classifier_core.config import LABEL_THRESHOLD, Mode
 from classifier_core.documents import EMPTY_MESSAGE, Document, DocumentError
-from classifier_core.model import TextClassifier
 from classifier_core.predictions import multi_class_record, multi_label_record, prediction_records
 
+if TYPE_CHECKING:  # (a Scorer classifies as well, without the import of scikit-learn this brings)
+    from classifier_core.model import TextClassifier
+    from classifier_core.scorer import Scorer
 
-def classify_documents(model: TextClassifier, documents: Sequence[Document], explain: bool = False) -> list[dict]:
+
+def classify_documents(model: TextClassifier | Scorer, documents: Sequence[Document], explain: bool = False) -> list[dict]:
     """One prediction record per document, in order; error documents keep their error.
 
     With ``explain``, each prediction record also gets ``Explanations`` (see ``explain_records``).
@@ -23,7 +27,7 @@ def classify_documents(model: TextClassifier, documents: Sequence[Document], exp
     return records
 
 
-def explain_records(model: TextClassifier, texts: Sequence[str], records: Sequence[dict]) -> None:
+def explain_records(model: TextClassifier | Scorer, texts: Sequence[str], records: Sequence[dict]) -> None:
     """Adds ``Explanations``: for each class the record assigns (the top class; or every label
     scored >= 0.5, else the top label), its top contributing terms as ``[term, weight]``."""
     decided = []
@@ -37,7 +41,7 @@ def explain_records(model: TextClassifier, texts: Sequence[str], records: Sequen
         record["Explanations"] = explanation
 
 
-def classify_texts(model: TextClassifier, texts: Sequence[str], explain: bool = False) -> list[dict]:
+def classify_texts(model: TextClassifier | Scorer, texts: Sequence[str], explain: bool = False) -> list[dict]:
     """``{"Classes": [...]}`` or ``{"Labels": [...]}`` per text; an error record for a blank one."""
     valid = [i for i, text in enumerate(texts) if text.strip()]
     scores = model.predict_scores([texts[i] for i in valid])

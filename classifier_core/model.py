@@ -26,19 +26,19 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from classifier_core import fast_scores, fast_tfidf
-from classifier_core.config import LABEL_THRESHOLD, Mode
+from classifier_core.config import Mode
 from classifier_core.errors import ModelError
 from classifier_core.linear_svm import TOL, fit_binary_svms
 from classifier_core.metrics import indicator_matrix
 from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_metadata
 from classifier_core.out_of_core import fit_out_of_core, workers
+from classifier_core.scorer import SCORER_FILE, Scorer, calibrated, decide
 from classifier_core.selection import (
     MULTI_CLASS_CANDIDATES,
     MULTI_LABEL_CANDIDATES,
@@ -237,6 +237,16 @@ class TextClassifier(BaseEstimator):
                                                          start)
         return weights, np.asarray(intercept, dtype=np.float32), duals
 
+    def scorer(self) -> Scorer | None:
+        """This model's scoring without scikit-learn (classifier_core.scorer); None when a vectorizer
+        is not one fast_tfidf reproduces."""
+        check_is_fitted(self, "weights_")
+        frozen = {name: fast_tfidf.freeze(vec) for name, vec in self.vectorizers_.items()}
+        if any(vec is None for vec in frozen.values()):
+            return None
+        return Scorer(self.mode, self.labels_, frozen, self.weights_, self.intercept_, self.temperature_,
+                      self.thresholds_, self.label_scale_)
+
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw linear scores of shape (documents, labels), float64: computed from the documents'
         feature occurrences (classifier_core.fast_scores), else as ``transform(texts) @ weights_``."""
@@ -260,10 +270,8 @@ class TextClassifier(BaseEstimator):
         check_is_fitted(self, "weights_")
         if len(texts) == 0:
             return np.zeros((0, len(self.labels_)), dtype=float)
-        decisions = self.decision_function(texts)
-        if self.mode is Mode.MULTI_CLASS:
-            return softmax(decisions / self.temperature_, axis=1)
-        return expit(self.label_scale_ * (decisions - self.thresholds_))
+        return calibrated(self.mode, self.decision_function(texts), self.temperature_, self.thresholds_,
+                          self.label_scale_)
 
     def explain(self, texts: Sequence[str], labels_per_text: Sequence[Sequence[str]], top: int = 5) -> list[dict]:
         """The words that pushed each text toward each given label: ``{label: [[term, weight], ...]}``.
@@ -310,19 +318,19 @@ class TextClassifier(BaseEstimator):
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Boolean (documents, labels) decisions from scores, as the job output assigns them."""
-        if self.mode is Mode.MULTI_CLASS:
-            decided = np.zeros(scores.shape, dtype=bool)
-            if scores.shape[0]:
-                decided[np.arange(scores.shape[0]), np.argmax(scores, axis=1)] = True
-            return decided
-        return scores >= LABEL_THRESHOLD
+        return decide(self.mode, scores)
 
     def save(self, directory: str | Path) -> Path:
-        """Writes the model and its metadata into ``directory`` (created if missing)."""
+        """Writes the model, its Scorer (classifier_core.scorer: for classifying without scikit-learn)
+        and its metadata into ``directory`` (created if missing)."""
         check_is_fitted(self, "weights_")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, directory / _MODEL_FILE, compress=3)
+        scorer = self.scorer()
+        if scorer is not None:
+            with open(directory / SCORER_FILE, "wb") as fp:
+                pickle.dump(scorer, fp, protocol=pickle.HIGHEST_PROTOCOL)
         metadata = {
             "format": MODEL_FORMAT,
             "mode": self.mode.value,

@@ -27,8 +27,9 @@ from classifier_core.config import LABEL_THRESHOLD, MAX_DOCUMENT_BYTES_PER_FILE,
 from classifier_core.documents import Document, LineBatch, batched, read_file_document, read_line_batches
 from classifier_core.predictions import encode_predictions, write_jsonl
 
-if TYPE_CHECKING:  # the model (scikit-learn) is imported only where shards are classified
+if TYPE_CHECKING:  # the model (scikit-learn) is imported only where shards are explained
     from classifier_core.model import TextClassifier
+    from classifier_core.scorer import Scorer
 
 SCAN_CHUNK = 8 << 20
 # Documents per classification batch: larger batches share more of the per-distinct-word work.
@@ -247,7 +248,7 @@ def _file_document(piece: Piece, open_input: Opener, limit: int) -> Document:
         return read_file_document(fp, piece.name, limit)
 
 
-def classify_shard(model: TextClassifier, batches: Iterable[LineBatch | list[Document]], out: BinaryIO,
+def classify_shard(model: TextClassifier | Scorer, batches: Iterable[LineBatch | list[Document]], out: BinaryIO,
                    index: int = 0, explain: bool = False,
                    between_batches: Callable[[int], None] | None = None) -> ShardResult:
     """Classifies the batches of ``shard_batches``, writing predictions.jsonl lines to ``out``.

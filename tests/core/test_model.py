@@ -1,3 +1,8 @@
+import json
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,6 +18,7 @@ from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
 from classifier_core.model import (FIT_TOL, TextClassifier, _FeatureBlocks, _one_vs_rest_svm, _PickledVectorizers,
                                    _redundant, load_model)
+from classifier_core.scorer import SCORER_FILE, Scorer, load_scorer
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds, validation_split
 from flows.demo_data import multi_class_rows, multi_label_rows
 
@@ -80,6 +86,38 @@ def test_the_vectorizers_are_pickled_as_one_blob_and_the_live_model_is_untouched
     older = TextClassifier.__new__(TextClassifier)  # a model pickled before: its vectorizers as a dict
     older.__setstate__(dict(model.__dict__))
     np.testing.assert_array_equal(older.predict_scores(texts[:5]), loaded.predict_scores(texts[:5]))
+
+
+@pytest.mark.parametrize("mode", [Mode.MULTI_CLASS, Mode.MULTI_LABEL])
+def test_the_saved_scorer_scores_as_the_model_without_importing_scikit_learn(tmp_path, mode):
+    rows = (multi_class_rows if mode is Mode.MULTI_CLASS else multi_label_rows)(400)
+    model = TextClassifier(mode).fit([t for _, t in rows], [label.split("|") for label, _ in rows])
+    directory = model.save(tmp_path / "m")
+    texts = [t for _, t in multi_class_rows(200, seed=8)] + ["", " ", "\u00e9t\u00e9\u00a0", "x" * 3000]
+    scorer = load_scorer(directory)
+    assert isinstance(scorer, Scorer) and scorer.labels_ == model.labels_ and scorer.mode is mode
+    np.testing.assert_array_equal(scorer.predict_scores(texts), model.predict_scores(texts))
+    np.testing.assert_array_equal(scorer.decide(scorer.predict_scores(texts)), model.decide(model.predict_scores(texts)))
+    code = ("import json, sys\nfrom classifier_core.scorer import load_scorer\n"
+            f"scores = load_scorer({str(directory)!r}).predict_scores(json.loads(sys.stdin.read()))\n"
+            "print(json.dumps([scores.tolist(), sorted(m for m in ('sklearn', 'scipy.stats') if m in sys.modules)]))")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True, check=True)
+    scores, imported = json.loads(done.stdout)
+    assert imported == []
+    np.testing.assert_array_equal(np.array(scores), model.predict_scores(texts))
+
+
+def test_a_model_saved_without_a_scorer_loads_whole_for_scoring(tmp_path, tickets):
+    texts, labels = tickets
+    model = TextClassifier(search=False).fit(texts, labels)
+    directory = model.save(tmp_path / "m")
+    (directory / SCORER_FILE).unlink()  # as models saved before the scorer existed
+    loaded = load_scorer(directory)
+    assert isinstance(loaded, TextClassifier)
+    np.testing.assert_array_equal(loaded.predict_scores(texts[:20]), model.predict_scores(texts[:20]))
+    (directory / SCORER_FILE).write_bytes(pickle.dumps({"not": "a scorer"}))
+    with pytest.raises(ModelError, match="scorer.pkl: expected a Scorer; found dict"):
+        load_scorer(directory)
 
 
 def test_load_rejects_a_directory_without_a_model(tmp_path):

@@ -1,0 +1,94 @@
+"""A fitted model's scoring, without scikit-learn: what classifying documents needs.
+
+``TextClassifier.save`` writes it beside the full model as ``scorer.pkl``: the frozen vectorizers
+(fast_tfidf.FrozenTfidf), the weights and the calibration. ``load_scorer`` loads it for the
+processes that only classify (a job's shards, ``docclass classify-text``): importing
+scikit-learn, and through it scipy.stats and pandas, took 1-2.5 s of each of them. The scores
+are the model's own: ``TextClassifier.predict_scores`` runs this very code.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit, softmax
+
+from classifier_core import fast_scores
+from classifier_core.config import LABEL_THRESHOLD, Mode
+from classifier_core.errors import ModelError
+from classifier_core.fast_tfidf import FrozenTfidf
+from classifier_core.model_metadata import read_metadata
+
+SCORER_FILE = "scorer.pkl"
+
+
+@dataclass
+class Scorer:
+    """Scores documents as the TextClassifier it comes from (``TextClassifier.scorer``) does."""
+
+    mode: Mode
+    labels_: list[str]
+    vectorizers_: dict[str, FrozenTfidf]
+    weights_: np.ndarray
+    intercept_: np.ndarray
+    temperature_: float
+    thresholds_: np.ndarray
+    label_scale_: float
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw linear scores of shape (documents, labels), float64."""
+        return fast_scores.decision_scores(self.vectorizers_, self.weights_, self.intercept_, texts)
+
+    def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of shape (documents, labels), columns in ``labels_`` order (TextClassifier.predict_scores)."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels_)), dtype=float)
+        return calibrated(self.mode, self.decision_function(texts), self.temperature_, self.thresholds_,
+                          self.label_scale_)
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        return decide(self.mode, scores)
+
+
+def calibrated(mode: Mode, decisions: np.ndarray, temperature: float, thresholds: np.ndarray, scale: float) -> np.ndarray:
+    """MULTI_CLASS: probabilities, softmax(decisions / temperature). MULTI_LABEL: independent
+    scores, sigmoid(scale * (decisions - thresholds)), so a label is assigned iff its score >= 0.5."""
+    if mode is Mode.MULTI_CLASS:
+        return softmax(decisions / temperature, axis=1)
+    return expit(scale * (decisions - thresholds))
+
+
+def decide(mode: Mode, scores: np.ndarray) -> np.ndarray:
+    """Boolean (documents, labels) decisions from scores, as the job output assigns them."""
+    if mode is Mode.MULTI_CLASS:
+        decided = np.zeros(scores.shape, dtype=bool)
+        if scores.shape[0]:
+            decided[np.arange(scores.shape[0]), np.argmax(scores, axis=1)] = True
+        return decided
+    return scores >= LABEL_THRESHOLD
+
+
+def load_scorer(directory: str | Path):
+    """The model saved in ``directory``, for classifying: its Scorer, or the whole TextClassifier
+    when there is none (models saved before scorer.pkl existed, vectorizers fast_tfidf does not
+    reproduce). Both have ``mode``, ``labels_``, ``predict_scores`` and ``decide``.
+
+    Raises:
+        ModelError: if the directory holds no docclass model or one of another format.
+    """
+    directory = Path(directory)
+    read_metadata(directory)
+    path = directory / SCORER_FILE
+    if not path.is_file():
+        from classifier_core.model import load_model
+
+        return load_model(directory)
+    with open(path, "rb") as fp:
+        scorer = pickle.load(fp)
+    if not isinstance(scorer, Scorer):
+        raise ModelError(f"{path}: expected a Scorer; found {type(scorer).__name__}")
+    return scorer
