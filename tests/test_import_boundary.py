@@ -14,3 +14,14 @@ def test_importing_classifier_core_loads_no_framework():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "", f"classifier_core loaded: {done.stdout.strip()}"
+
+
+def test_classifying_modules_load_no_scikit_learn():
+    """A job's shards and classify-text score with classifier_core.scorer: importing scikit-learn
+    (and scipy.stats through it) took 1-2.5 s of each such process."""
+    code = (
+        "import sys, tasks.classification, classifier_core.scorer, classifier_core.inference, classifier_core.shards\n"
+        "print(','.join(sorted(n for n in ('sklearn', 'scipy.stats') if n in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"loaded: {done.stdout.strip()}"
