@@ -38,7 +38,7 @@ from classifier_core.linear_svm import TOL, fit_binary_svms
 from classifier_core.metrics import indicator_matrix
 from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_metadata
 from classifier_core.out_of_core import fit_out_of_core, workers
-from classifier_core.scorer import SCORER_FILE, Scorer, calibrated, decide
+from classifier_core.scorer import WEIGHTS_FILE, Scorer, calibrated, decide, load_weights
 from classifier_core.selection import (
     MULTI_CLASS_CANDIDATES,
     MULTI_LABEL_CANDIDATES,
@@ -321,16 +321,20 @@ class TextClassifier(BaseEstimator):
         return decide(self.mode, scores)
 
     def save(self, directory: str | Path) -> Path:
-        """Writes the model, its Scorer (classifier_core.scorer: for classifying without scikit-learn)
-        and its metadata into ``directory`` (created if missing)."""
+        """Writes the model, its Scorer (classifier_core.scorer: for classifying without scikit-learn),
+        the weights both read (weights.npy: stored once, they are most of a model's size) and its
+        metadata into ``directory`` (created if missing)."""
         check_is_fitted(self, "weights_")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, directory / _MODEL_FILE, compress=3)
         scorer = self.scorer()
         if scorer is not None:
-            with open(directory / SCORER_FILE, "wb") as fp:
-                pickle.dump(scorer, fp, protocol=pickle.HIGHEST_PROTOCOL)
+            scorer.save(directory)
+        else:
+            np.save(directory / WEIGHTS_FILE, self.weights_, allow_pickle=False)
+        without_weights = TextClassifier.__new__(TextClassifier)  # (a copy of the attributes, not of the arrays)
+        without_weights.__dict__.update({k: v for k, v in self.__dict__.items() if k != "weights_"})
+        joblib.dump(without_weights, directory / _MODEL_FILE, compress=3)
         metadata = {
             "format": MODEL_FORMAT,
             "mode": self.mode.value,
@@ -354,6 +358,8 @@ def load_model(directory: str | Path) -> TextClassifier:
     model = joblib.load(directory / _MODEL_FILE)
     if not isinstance(model, TextClassifier):
         raise ModelError(f"{directory / _MODEL_FILE}: expected a TextClassifier; found {type(model).__name__}")
+    if not hasattr(model, "weights_"):  # (format /2 models hold them)
+        model.weights_ = load_weights(directory)
     return model
 
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 from classifier_core.errors import ModelError
 
-MODEL_FORMAT = "docclass-model/2"
+# /3: the weights are in weights.npy, beside model.joblib and scorer.pkl, which share them. Format
+# /2 models (the weights inside model.joblib) still load; docclass before /3 refuses /3 ones.
+MODEL_FORMAT = "docclass-model/3"
+READABLE_FORMATS = (MODEL_FORMAT, "docclass-model/2")
 METADATA_FILE = "metadata.json"
 
 
@@ -26,7 +29,7 @@ def read_metadata(directory: str | Path) -> dict:
     if not metadata_path.is_file():
         raise ModelError(f"{directory}: expected a docclass model directory; found no {METADATA_FILE}")
     metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    if metadata.get("format") != MODEL_FORMAT:
+    if metadata.get("format") not in READABLE_FORMATS:
         raise ModelError(
             f"{metadata_path}: expected model format {MODEL_FORMAT!r}; found {metadata.get('format')!r}"
         )

@@ -1,7 +1,8 @@
 """A fitted model's scoring, without scikit-learn: what classifying documents needs.
 
 ``TextClassifier.save`` writes it beside the full model as ``scorer.pkl``: the frozen vectorizers
-(fast_tfidf.FrozenTfidf), the weights and the calibration. ``load_scorer`` loads it for the
+(fast_tfidf.FrozenTfidf) and the calibration; the weights, which both share, go to
+``weights.npy``. ``load_scorer`` loads it for the
 processes that only classify (a job's shards, ``docclass classify-text``): importing
 scikit-learn, and through it scipy.stats and pandas, took 1-2.5 s of each of them. The scores
 are the model's own: ``TextClassifier.predict_scores`` runs this very code.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from classifier_core.fast_tfidf import FrozenTfidf
 from classifier_core.model_metadata import read_metadata
 
 SCORER_FILE = "scorer.pkl"
+WEIGHTS_FILE = "weights.npy"
 
 
 @dataclass
@@ -52,6 +54,12 @@ class Scorer:
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         return decide(self.mode, scores)
+
+    def save(self, directory: Path) -> None:
+        """Writes scorer.pkl and weights.npy into ``directory``."""
+        np.save(directory / WEIGHTS_FILE, self.weights_, allow_pickle=False)
+        with open(directory / SCORER_FILE, "wb") as fp:
+            pickle.dump(replace(self, weights_=None), fp, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def calibrated(mode: Mode, decisions: np.ndarray, temperature: float, thresholds: np.ndarray, scale: float) -> np.ndarray:
@@ -91,4 +99,13 @@ def load_scorer(directory: str | Path):
         scorer = pickle.load(fp)
     if not isinstance(scorer, Scorer):
         raise ModelError(f"{path}: expected a Scorer; found {type(scorer).__name__}")
+    scorer.weights_ = load_weights(directory)
     return scorer
+
+
+def load_weights(directory: Path) -> np.ndarray:
+    """The (features x labels) float32 weights saved in ``directory``'s weights.npy."""
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelError(f"{path}: expected the model's weights; found no file")
+    return np.load(path, allow_pickle=False)

@@ -3,6 +3,7 @@ import pickle
 import subprocess
 import sys
 
+import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -118,6 +119,27 @@ def test_a_model_saved_without_a_scorer_loads_whole_for_scoring(tmp_path, ticket
     (directory / SCORER_FILE).write_bytes(pickle.dumps({"not": "a scorer"}))
     with pytest.raises(ModelError, match="scorer.pkl: expected a Scorer; found dict"):
         load_scorer(directory)
+
+
+def test_the_weights_are_saved_once_and_format_2_models_still_load(tmp_path, tickets):
+    texts, labels = tickets
+    model = TextClassifier(search=False).fit(texts, labels)
+    directory = model.save(tmp_path / "m")
+    assert sorted(p.name for p in directory.iterdir()) == ["metadata.json", "model.joblib", "scorer.pkl", "weights.npy"]
+    assert "weights_" not in joblib.load(directory / "model.joblib").__dict__ and hasattr(model, "weights_")
+    assert pickle.loads((directory / SCORER_FILE).read_bytes()).weights_ is None
+    np.testing.assert_array_equal(load_model(directory).weights_, model.weights_)
+    np.testing.assert_array_equal(load_scorer(directory).weights_, model.weights_)
+    old = tmp_path / "format2"  # before weights.npy and scorer.pkl: the weights inside model.joblib
+    old.mkdir()
+    joblib.dump(model, old / "model.joblib", compress=3)
+    metadata = json.loads((directory / "metadata.json").read_text())
+    (old / "metadata.json").write_text(json.dumps(dict(metadata, format="docclass-model/2")))
+    for loaded in (load_model(old), load_scorer(old)):
+        np.testing.assert_array_equal(loaded.predict_scores(texts[:20]), model.predict_scores(texts[:20]))
+    (directory / "weights.npy").unlink()
+    with pytest.raises(ModelError, match="weights.npy: expected the model's weights; found no file"):
+        load_model(directory)
 
 
 def test_load_rejects_a_directory_without_a_model(tmp_path):
