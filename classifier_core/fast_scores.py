@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
+
 from classifier_core import fast_tfidf
 
 if TYPE_CHECKING:

@@ -2,10 +2,10 @@
 
 ``TextClassifier.save`` writes it beside the full model as ``scorer.pkl``: the frozen vectorizers
 (fast_tfidf.FrozenTfidf) and the calibration; the weights, which both share, go to
-``weights.npy``. ``load_scorer`` loads it for the
-processes that only classify (a job's shards, ``docclass classify-text``): importing
-scikit-learn, and through it scipy.stats and pandas, took 1-2.5 s of each of them. The scores
-are the model's own: ``TextClassifier.predict_scores`` runs this very code.
+``weights.npy``. ``load_scorer`` loads it for the processes that only classify (a job's shards,
+``docclass classify-text``): importing scikit-learn, and through it scipy.stats, took 1-2.5 s of
+each of them. The scores are the model's own: ``TextClassifier.predict_scores`` runs this very
+code. Explanations need the whole model (the vocabulary's terms, scikit-learn's transform).
 """
 
 from __future__ import annotations
