@@ -157,8 +157,7 @@ def occurrences(vectorizers: Mapping[str, TfidfVectorizer], texts: Iterable[str]
 class FrozenTfidf:
     """What scoring needs of a fitted, supported ``TfidfVectorizer`` (``freeze``): its analyzer,
     n-gram range, case, dtype, vocabulary and TF-IDF weighting. Unpickling it, and scoring with
-    ``occurrences`` and classifier_core.fast_scores, imports no scikit-learn, which took 1-2.5 s
-    of every process that classifies (a job's shards, ``docclass classify-text``)."""
+    ``occurrences`` and classifier_core.fast_scores, imports no scikit-learn (classifier_core.scorer)."""
 
     def __init__(self, vec: TfidfVectorizer):
         self.analyzer, self.ngram_range = _kind(vec), tuple(int(n) for n in vec.ngram_range)

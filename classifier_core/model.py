@@ -38,7 +38,7 @@ from classifier_core.linear_svm import TOL, fit_binary_svms
 from classifier_core.metrics import indicator_matrix
 from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_metadata
 from classifier_core.out_of_core import fit_out_of_core, workers
-from classifier_core.scorer import WEIGHTS_FILE, Scorer, calibrated, decide, load_weights
+from classifier_core.scorer import Scorer, calibrated, decide, load_weights, save_weights
 from classifier_core.selection import (
     MULTI_CLASS_CANDIDATES,
     MULTI_LABEL_CANDIDATES,
@@ -327,11 +327,10 @@ class TextClassifier(BaseEstimator):
         check_is_fitted(self, "weights_")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        save_weights(directory, self.weights_)
         scorer = self.scorer()
         if scorer is not None:
             scorer.save(directory)
-        else:
-            np.save(directory / WEIGHTS_FILE, self.weights_, allow_pickle=False)
         without_weights = TextClassifier.__new__(TextClassifier)  # (a copy of the attributes, not of the arrays)
         without_weights.__dict__.update({k: v for k, v in self.__dict__.items() if k != "weights_"})
         joblib.dump(without_weights, directory / _MODEL_FILE, compress=3)

@@ -56,8 +56,7 @@ class Scorer:
         return decide(self.mode, scores)
 
     def save(self, directory: Path) -> None:
-        """Writes scorer.pkl and weights.npy into ``directory``."""
-        np.save(directory / WEIGHTS_FILE, self.weights_, allow_pickle=False)
+        """Writes scorer.pkl into ``directory``, without the weights (``save_weights``)."""
         with open(directory / SCORER_FILE, "wb") as fp:
             pickle.dump(replace(self, weights_=None), fp, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -101,6 +100,11 @@ def load_scorer(directory: str | Path):
         raise ModelError(f"{path}: expected a Scorer; found {type(scorer).__name__}")
     scorer.weights_ = load_weights(directory)
     return scorer
+
+
+def save_weights(directory: Path, weights: np.ndarray) -> None:
+    """Writes a model's (features x labels) float32 weights to ``directory``'s weights.npy."""
+    np.save(directory / WEIGHTS_FILE, weights, allow_pickle=False)
 
 
 def load_weights(directory: Path) -> np.ndarray:

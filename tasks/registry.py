@@ -31,6 +31,7 @@ from tasks.storage import redact
 if TYPE_CHECKING:  # scikit-learn: not needed to resolve or download a version
     from classifier_core.comparison import VersionScore
     from classifier_core.model import TextClassifier
+    from classifier_core.scorer import Scorer
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -266,6 +267,14 @@ def load_classifier(version: ModelVersion) -> TextClassifier:
     """Loads a registered version through its pyfunc, as serving does."""
     pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
     return pyfunc.unwrap_python_model().model
+
+
+def load_scorer(version: ModelVersion) -> TextClassifier | Scorer:
+    """Loads what classifying a registered version needs (classifier_core.scorer: no scikit-learn)."""
+    from classifier_core.scorer import load_scorer as load
+
+    with tempfile.TemporaryDirectory(prefix="docclass-") as tmp:
+        return load(download_model_dir(version, Path(tmp)))
 
 
 def describe(version: ModelVersion) -> dict:
