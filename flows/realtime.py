@@ -7,6 +7,8 @@ gets the same Classes/Labels in both. Bad input always gets a 4xx JSON error, ne
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +18,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier_core.config import MAX_REALTIME_TEXT_BYTES
 from classifier_core.inference import classify_texts
-from classifier_core.model import TextClassifier
+
+if TYPE_CHECKING:  # (served through its Scorer, a model needs no scikit-learn until it explains)
+    from classifier_core.model import TextClassifier
+    from classifier_core.scorer import Scorer
 
 
 class ClassifyDocumentRequest(BaseModel):
@@ -47,7 +52,7 @@ class _MicroBatcher:
     A document's answer does not depend on the batch it is in (every row is scored alone).
     """
 
-    def __init__(self, model: TextClassifier) -> None:
+    def __init__(self, model: TextClassifier | Scorer) -> None:
         self._model = model
         self._pending: list[tuple[str, asyncio.Future]] = []
 
@@ -72,13 +77,16 @@ class _MicroBatcher:
                 future.set_result(result)
 
 
-def create_app(model: TextClassifier, info: dict, max_text_bytes: int = MAX_REALTIME_TEXT_BYTES) -> FastAPI:
+def create_app(model: TextClassifier | Scorer, info: dict, max_text_bytes: int = MAX_REALTIME_TEXT_BYTES,
+               explainer: Callable[[], TextClassifier] | None = None) -> FastAPI:
     """The ASGI app serving one loaded classifier.
 
     Args:
-        model: the classifier to serve.
+        model: the classifier to serve: the whole model, or its Scorer (classifier_core.scorer).
         info: name and version shown by /health.
         max_text_bytes: the largest Text accepted, in UTF-8 bytes.
+        explainer: returns the whole model, which explanations need, when ``model`` is a Scorer;
+            called on the first request that asks for explanations.
     """
     app = FastAPI(title="docclass real-time classification", version="1")
     batcher = _MicroBatcher(model)
@@ -105,7 +113,7 @@ def create_app(model: TextClassifier, info: dict, max_text_bytes: int = MAX_REAL
         if size > max_text_bytes:
             return _error(413, "DOCUMENT_SIZE_EXCEEDED", f"expected Text of at most {max_text_bytes} bytes (UTF-8); found {size}")
         if explain:  # rare and per request: scored alone, outside the batches
-            result = classify_texts(model, [request.Text], explain=True)[0]
+            result = classify_texts(explainer() if explainer else model, [request.Text], explain=True)[0]
         else:
             result = await batcher.classify(request.Text)
         if "ErrorCode" in result:
@@ -150,12 +158,19 @@ def app_from_environment() -> FastAPI:
     """Uvicorn's app factory: each worker process loads the classifier named in the environment.
 
     The parent resolves an alias to a version number first, so every worker serves the same one.
+    A worker downloads the version's files and scores with its Scorer (classifier_core.scorer), so
+    it starts without importing scikit-learn; the whole model, which explanations need, is loaded
+    from the same files on the first request asking for them.
     """
+    import atexit
+    import functools
     import gc
     import os
+    import shutil
+    import tempfile
+    from pathlib import Path
 
-    import sklearn
-
+    from classifier_core.scorer import load_scorer
     from tasks import registry
     from tasks.settings import docclass_home
 
@@ -163,15 +178,28 @@ def app_from_environment() -> FastAPI:
     version = registry.resolve(registry.ModelRef.parse(os.environ[SERVE_CLASSIFIER_ENV]))
     info = {"DocumentClassifierName": version.name, "DocumentClassifierVersion": str(version.version)}
     max_bytes = int(os.environ.get(SERVE_MAX_BYTES_ENV, MAX_REALTIME_TEXT_BYTES))
-    model = registry.load_classifier(version)
-    app = create_app(model, info, max_bytes)
+    download = Path(tempfile.mkdtemp(prefix="docclass-serve-"))
+    atexit.register(shutil.rmtree, download, ignore_errors=True)
+    directory = registry.download_model_dir(version, download)
+    model = load_scorer(directory)  # (a model saved without a Scorer loads whole)
+
+    @functools.cache
+    def whole_model() -> TextClassifier:
+        from classifier_core.model import load_model
+
+        whole = load_model(directory)
+        whole.weights_ = model.weights_  # (both read weights.npy: one copy in memory, not two)
+        return whole
+
+    app = create_app(model, info, max_bytes, explainer=None if hasattr(model, "explain") else whole_model)
     # One answer before serving: numba loads its compiled loops and fast_tfidf builds its lookup
     # tables now, not during the first request, and what they keep is frozen below with the rest.
     model.predict_scores(["warm up"])
     # The ~330k objects that MLflow, Prefect settings and the model leave behind never die; a full
     # collection walking them took ~190 ms and was the whole p99. Freezing takes them out of it.
     gc.freeze()
-    # The server feeds scikit-learn only its own well-formed arrays: skip the per-call checks
-    # (about 100 us of a 600 us single-document answer).
-    sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
+    if hasattr(model, "explain"):  # the whole model scores: skip scikit-learn's per-call checks
+        import sklearn  # (about 100 us of a 600 us single-document answer)
+
+        sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     return app

@@ -17,10 +17,11 @@ def test_importing_classifier_core_loads_no_framework():
 
 
 def test_classifying_modules_load_no_scikit_learn():
-    """A job's shards and classify-text score with classifier_core.scorer: importing scikit-learn
-    (and scipy.stats through it) took 1-2.5 s of each such process."""
+    """A job's shards, classify-text and serve's workers score with classifier_core.scorer: importing
+    scikit-learn (and scipy.stats through it) took 1-2.5 s of each such process."""
     code = (
         "import sys, tasks.classification, classifier_core.scorer, classifier_core.inference, classifier_core.shards\n"
+        "import flows.realtime, tasks.registry\n"
         "print(','.join(sorted(n for n in ('sklearn', 'scipy.stats') if n in sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,11 +10,13 @@ import subprocess
 import tarfile
 
 import httpx
+import psutil
 import pytest
 
 from flows.demo_data import multi_class_rows, multi_label_rows, write_csv
 from tests.conftest import DOCCLASS, free_port, run_docclass, stop_process_group, wait_for_http
 
+SERVERS: dict[str, subprocess.Popen] = {}  # classifier name -> its `docclass serve` process, while serving
 TEXTS = ["my parcel was delivered to the wrong address", "I was charged twice for my subscription this month",
          "the app crashes every time I open the settings page", "I want my money back"]
 
@@ -38,6 +40,7 @@ def server(request, env):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     wait_for_http(f"{base}/health", process, timeout=90)
+    SERVERS[request.param] = process
     yield request.param, base
     stop_process_group(process, timeout=20)
 
@@ -67,10 +70,22 @@ def test_answers_match_the_batch_job(server, env, tmp_path):
     assert piped.code == 0 and json.loads(piped.stdout) == answers[1]
 
 
+def _workers_with_scikit_learn_mapped(server_process) -> list[bool]:
+    """For each serve worker process: whether it has scikit-learn's compiled modules mapped, i.e.
+    imported scikit-learn."""
+    workers = psutil.Process(server_process.pid).children(recursive=True)
+    assert workers, "expected serve's worker processes"
+    return [any("/sklearn/" in m.path for m in worker.memory_maps()) for worker in workers]
+
+
 def test_explanations_are_the_same_over_http_the_cli_and_a_job(server, env, tmp_path):
     name, base = server
+    # Workers score with the model's Scorer; scikit-learn comes in with the whole model, which
+    # only explanations need, on the first request asking for them.
+    assert not any(_workers_with_scikit_learn_mapped(SERVERS[name]))
     served = httpx.post(f"{base}/classify-document", params={"explain": "true"}, json={"Text": TEXTS[1]}).json()
     assert served["Explanations"] and all(terms for terms in served["Explanations"].values())
+    assert any(_workers_with_scikit_learn_mapped(SERVERS[name]))  # the worker that explained
     plain = httpx.post(f"{base}/classify-document", json={"Text": TEXTS[1]}).json()
     assert "Explanations" not in plain and {k: v for k, v in served.items() if k != "Explanations"} == plain
     cli = run_docclass("classify-text", "--classifier", name, "--explain", TEXTS[1], env=env)
