@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy.special import expit, softmax
+from scipy.special import expit
 
 from classifier_core import fast_scores
 from classifier_core.config import LABEL_THRESHOLD, Mode
@@ -65,7 +65,9 @@ def calibrated(mode: Mode, decisions: np.ndarray, temperature: float, thresholds
     """MULTI_CLASS: probabilities, softmax(decisions / temperature). MULTI_LABEL: independent
     scores, sigmoid(scale * (decisions - thresholds)), so a label is assigned iff its score >= 0.5."""
     if mode is Mode.MULTI_CLASS:
-        return softmax(decisions / temperature, axis=1)
+        # scipy.special.softmax's arithmetic, without its array-API dispatch (70 us of a one-text answer)
+        shifted = np.exp(decisions / temperature - np.max(decisions / temperature, axis=1, keepdims=True))
+        return shifted / np.sum(shifted, axis=1, keepdims=True)
     return expit(scale * (decisions - thresholds))
 
 

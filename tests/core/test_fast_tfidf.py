@@ -1,5 +1,6 @@
 """classifier_core.fast_tfidf gives exactly scikit-learn's TfidfVectorizer output and fitted state."""
 
+import contextlib
 import csv
 import pickle
 import random
@@ -193,10 +194,27 @@ def test_the_word_cache_is_bounded_and_never_pickled(corpus, params):
     assert_same(fast_tfidf.transform({"x": pickle.loads(pickled)}, corpus)["x"], vec.transform(corpus))
 
 
+@contextlib.contextmanager
+def split_by(how: str):
+    """Batches of any size split by Arrow ("arrow"), or in Python ("python") as small ones are."""
+    saved = fast_tfidf._ARROW_MIN_CHARS
+    fast_tfidf._ARROW_MIN_CHARS = 0 if how == "arrow" else 1 << 62
+    try:
+        yield
+    finally:
+        fast_tfidf._ARROW_MIN_CHARS = saved
+
+
+@pytest.mark.parametrize("split", ["arrow", "python"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
-                | st.text(alphabet="ab cé東😀\t\n\u2028_-.İΣ", max_size=40), min_size=1, max_size=12))
-def test_any_unicode_text(texts):
+@given(texts=st.lists(st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+                      | st.text(alphabet="ab cé東😀\t\n\u2028_-.İΣ", max_size=40), min_size=1, max_size=12))
+def test_any_unicode_text(split, texts):
+    with split_by(split):
+        _same_as_scikit_learn_on(texts)
+
+
+def _same_as_scikit_learn_on(texts):
     for params in (WORD, CHAR, CROSS):
         reference = TfidfVectorizer(min_df=1, **params)
         fast = clone(reference)
@@ -237,7 +255,8 @@ def test_a_last_text_ending_in_wide_whitespace_splits_as_str_split_does():
     for seed in range(3000):
         docs = [text.lower() for text in varied_texts(rng.randint(1, 40), seed=seed)]
         docs[-1] = docs[-1].rstrip() + " and" + rng.choice(endings)
-        batch = fast_tfidf._Batch(docs)
+        with split_by("arrow"):
+            batch = fast_tfidf._Batch(docs)
         ends = np.cumsum(batch.lengths)
         for doc, start, end in zip(docs, ends - batch.lengths, ends):
             if [batch.distinct[i] for i in batch.columns[start:end]] != doc.split():

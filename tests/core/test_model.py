@@ -19,7 +19,7 @@ from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
 from classifier_core.model import (FIT_TOL, TextClassifier, _FeatureBlocks, _one_vs_rest_svm, _PickledVectorizers,
                                    _redundant, load_model)
-from classifier_core.scorer import SCORER_FILE, Scorer, load_scorer
+from classifier_core.scorer import SCORER_FILE, Scorer, calibrated, load_scorer
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds, validation_split
 from flows.demo_data import multi_class_rows, multi_label_rows
 
@@ -106,6 +106,27 @@ def test_the_saved_scorer_scores_as_the_model_without_importing_scikit_learn(tmp
     scores, imported = json.loads(done.stdout)
     assert imported == []
     np.testing.assert_array_equal(np.array(scores), model.predict_scores(texts))
+
+
+def test_a_text_scores_the_same_alone_and_in_a_large_batch(tickets):
+    """A real-time answer (one text, split in Python) is the job's (large batches, split by Arrow)."""
+    texts, labels = tickets
+    model = TextClassifier(search=False).fit(texts, labels)
+    batch = texts[:200] + ["\u00e9t\u00e9\u00a0caf\u00e9\u3000x", "  ", "A\tB  c"]
+    assert sum(map(len, batch)) > fast_tfidf._ARROW_MIN_CHARS > max(map(len, batch))
+    alone = np.vstack([model.predict_scores([text]) for text in batch])
+    np.testing.assert_array_equal(alone, model.predict_scores(batch))
+
+
+def test_multi_class_scores_are_scipy_softmax_to_the_bit():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 4), (7, 150), (1000, 20), (0, 3)):
+        for temperature in (0.3, 1.0, 2.7):
+            decisions = rng.normal(scale=5, size=shape)
+            np.testing.assert_array_equal(calibrated(Mode.MULTI_CLASS, decisions, temperature, None, None),
+                                          softmax(decisions / temperature, axis=1))
 
 
 def test_a_model_saved_without_a_scorer_loads_whole_for_scoring(tmp_path, tickets):
