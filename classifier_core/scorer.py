@@ -66,7 +66,8 @@ def calibrated(mode: Mode, decisions: np.ndarray, temperature: float, thresholds
     scores, sigmoid(scale * (decisions - thresholds)), so a label is assigned iff its score >= 0.5."""
     if mode is Mode.MULTI_CLASS:
         # scipy.special.softmax's arithmetic, without its array-API dispatch (70 us of a one-text answer)
-        shifted = np.exp(decisions / temperature - np.max(decisions / temperature, axis=1, keepdims=True))
+        scaled = decisions / temperature
+        shifted = np.exp(scaled - np.max(scaled, axis=1, keepdims=True))
         return shifted / np.sum(shifted, axis=1, keepdims=True)
     return expit(scale * (decisions - thresholds))
 

@@ -48,7 +48,8 @@ class _MicroBatcher:
 
     A request's text waits only for the current turn of the event loop: the first one schedules
     a flush with ``call_soon``, which runs after the other requests already read in this turn.
-    One document costs about 400 us in scikit-learn's per-call overhead; in a batch of 64, 20 us.
+    A call has a fixed cost: one text alone took ~380 us here (2026-12-02), each of a batch of 64
+    30-60 us.
     A document's answer does not depend on the batch it is in (every row is scored alone).
     """
 
