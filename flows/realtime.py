@@ -87,7 +87,8 @@ def create_app(model: TextClassifier | Scorer, info: dict, max_text_bytes: int =
         info: name and version shown by /health.
         max_text_bytes: the largest Text accepted, in UTF-8 bytes.
         explainer: returns the whole model, which explanations need, when ``model`` is a Scorer;
-            called on the first request that asks for explanations.
+            called on each request asking for explanations (it should cache). If it fails, the
+            request gets a 503 JSON error.
     """
     app = FastAPI(title="docclass real-time classification", version="1")
     batcher = _MicroBatcher(model)
@@ -114,7 +115,11 @@ def create_app(model: TextClassifier | Scorer, info: dict, max_text_bytes: int =
         if size > max_text_bytes:
             return _error(413, "DOCUMENT_SIZE_EXCEEDED", f"expected Text of at most {max_text_bytes} bytes (UTF-8); found {size}")
         if explain:  # rare and per request: scored alone, outside the batches
-            result = classify_texts(explainer() if explainer else model, [request.Text], explain=True)[0]
+            try:
+                explaining = explainer() if explainer else model
+            except Exception as error:  # noqa: BLE001 - e.g. the registry is down: not the client's fault
+                return _error(503, "MODEL_UNAVAILABLE", f"explanations need the whole model, which could not be loaded: {error}")
+            result = classify_texts(explaining, [request.Text], explain=True)[0]
         else:
             result = await batcher.classify(request.Text)
         if "ErrorCode" in result:
@@ -159,19 +164,17 @@ def app_from_environment() -> FastAPI:
     """Uvicorn's app factory: each worker process loads the classifier named in the environment.
 
     The parent resolves an alias to a version number first, so every worker serves the same one.
-    A worker downloads the version's files and scores with its Scorer (classifier_core.scorer), so
-    it starts without importing scikit-learn; the whole model, which explanations need, is loaded
-    from the same files on the first request asking for them.
+    A worker scores with the version's Scorer (classifier_core.scorer), so it starts without
+    importing scikit-learn. The whole model, which explanations need, is downloaded and loaded on
+    the first request asking for them. No download is kept: a worker may end without running
+    exit handlers (uvicorn's multiprocess workers do), and a kept directory would be left behind.
     """
-    import atexit
     import functools
     import gc
     import os
-    import shutil
     import tempfile
     from pathlib import Path
 
-    from classifier_core.scorer import load_scorer
     from tasks import registry
     from tasks.settings import docclass_home
 
@@ -179,17 +182,15 @@ def app_from_environment() -> FastAPI:
     version = registry.resolve(registry.ModelRef.parse(os.environ[SERVE_CLASSIFIER_ENV]))
     info = {"DocumentClassifierName": version.name, "DocumentClassifierVersion": str(version.version)}
     max_bytes = int(os.environ.get(SERVE_MAX_BYTES_ENV, MAX_REALTIME_TEXT_BYTES))
-    download = Path(tempfile.mkdtemp(prefix="docclass-serve-"))
-    atexit.register(shutil.rmtree, download, ignore_errors=True)
-    directory = registry.download_model_dir(version, download)
-    model = load_scorer(directory)  # (a model saved without a Scorer loads whole)
+    model = registry.load_scorer(version)  # (a model saved without a Scorer loads whole)
 
     @functools.cache
     def whole_model() -> TextClassifier:
         from classifier_core.model import load_model
 
-        whole = load_model(directory)
-        whole.weights_ = model.weights_  # (both read weights.npy: one copy in memory, not two)
+        with tempfile.TemporaryDirectory(prefix="docclass-serve-") as tmp:
+            whole = load_model(registry.download_model_dir(version, Path(tmp)))
+        whole.weights_ = model.weights_  # (the same weights.npy: one copy in memory, not two)
         return whole
 
     app = create_app(model, info, max_bytes, explainer=None if hasattr(model, "explain") else whole_model)
