@@ -17,8 +17,7 @@ if TYPE_CHECKING:  # (a Scorer classifies as well, without the import of scikit-
 def classify_documents(model: TextClassifier | Scorer, documents: Sequence[Document], explain: bool = False) -> list[dict]:
     """One prediction record per document, in order; error documents keep their error.
 
-    With ``explain``, each prediction record also gets ``Explanations`` (see ``explain_records``;
-    only a TextClassifier explains, a Scorer does not).
+    With ``explain``, each prediction record also gets ``Explanations`` (see ``explain_records``).
     """
     texts = [d.text for d in documents if d.error is None]
     scores = model.predict_scores(texts)
@@ -28,7 +27,7 @@ def classify_documents(model: TextClassifier | Scorer, documents: Sequence[Docum
     return records
 
 
-def explain_records(model: TextClassifier, texts: Sequence[str], records: Sequence[dict]) -> None:
+def explain_records(model: TextClassifier | Scorer, texts: Sequence[str], records: Sequence[dict]) -> None:
     """Adds ``Explanations``: for each class the record assigns (the top class; or every label
     scored >= 0.5, else the top label), its top contributing terms as ``[term, weight]``."""
     decided = []

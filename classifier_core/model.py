@@ -38,7 +38,7 @@ from classifier_core.linear_svm import TOL, fit_binary_svms
 from classifier_core.metrics import indicator_matrix
 from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_metadata
 from classifier_core.out_of_core import fit_out_of_core, workers
-from classifier_core.scorer import Scorer, calibrated, decide, load_weights, save_weights
+from classifier_core.scorer import Scorer, calibrated, decide, explain_terms, load_weights, save_weights
 from classifier_core.selection import (
     MULTI_CLASS_CANDIDATES,
     MULTI_LABEL_CANDIDATES,
@@ -274,27 +274,13 @@ class TextClassifier(BaseEstimator):
                           self.label_scale_)
 
     def explain(self, texts: Sequence[str], labels_per_text: Sequence[Sequence[str]], top: int = 5) -> list[dict]:
-        """The words that pushed each text toward each given label: ``{label: [[term, weight], ...]}``.
-
-        A term's weight is its TF-IDF value in the text times the label's coefficient for it
-        (the word n-gram part of the linear score), largest first, positive ones only.
-        """
+        """The words that pushed each text toward each given label: ``{label: [[term, weight], ...]}``
+        (classifier_core.scorer.explain_terms, which the Scorer runs too)."""
         check_is_fitted(self, "weights_")
-        words = self.vectorizers_["word"]
-        x = fast_tfidf.transform({"word": words}, texts)["word"].tocsr()
-        names = self._word_names()
-        index = {label: j for j, label in enumerate(self.labels_)}
-        explained = []
-        for row, labels in enumerate(labels_per_text):
-            start, end = x.indptr[row], x.indptr[row + 1]
-            columns, values = x.indices[start:end], x.data[start:end]
-            per_label = {}
-            for label in labels:
-                weights = values * self.weights_[columns, index[label]]
-                order = np.argsort(-weights)[:top]
-                per_label[label] = [[str(names[columns[k]]), round(float(weights[k]), 4)] for k in order if weights[k] > 0]
-            explained.append(per_label)
-        return explained
+        words = fast_tfidf.freeze(self.vectorizers_["word"])
+        if words is None:
+            raise ModelError("explanations need a word vectorizer classifier_core.fast_tfidf reproduces")
+        return explain_terms(words, self._word_names(), self.weights_, self.labels_, texts, labels_per_text, top)
 
     def __getstate__(self) -> dict:
         """The vectorizers go into the pickle as one C-pickled blob: joblib unpickles with Python's

@@ -5,7 +5,7 @@
 ``weights.npy``. ``load_scorer`` loads it for the processes that only classify (a job's shards,
 ``docclass classify-text``): importing scikit-learn, and through it scipy.stats, took 1-2.5 s of
 each of them. The scores are the model's own: ``TextClassifier.predict_scores`` runs this very
-code. Explanations need the whole model (the vocabulary's terms, scikit-learn's transform).
+code, and so are the explanations (``explain_terms``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,13 @@ class Scorer:
     def decide(self, scores: np.ndarray) -> np.ndarray:
         return decide(self.mode, scores)
 
+    def explain(self, texts: Sequence[str], labels_per_text: Sequence[Sequence[str]], top: int = 5) -> list[dict]:
+        """The words that pushed each text toward each given label (``explain_terms``)."""
+        if getattr(self, "_word_names", None) is None:  # (not a field: save() leaves it out)
+            self._word_names = term_names(self.vectorizers_["word"].vocabulary_)
+        return explain_terms(self.vectorizers_["word"], self._word_names, self.weights_, self.labels_, texts,
+                             labels_per_text, top)
+
     def save(self, directory: Path) -> None:
         """Writes scorer.pkl into ``directory``, without the weights (``save_weights``)."""
         with open(directory / SCORER_FILE, "wb") as fp:
@@ -70,6 +77,37 @@ def calibrated(mode: Mode, decisions: np.ndarray, temperature: float, thresholds
         shifted = np.exp(scaled - np.max(scaled, axis=1, keepdims=True))
         return shifted / np.sum(shifted, axis=1, keepdims=True)
     return expit(scale * (decisions - thresholds))
+
+
+def term_names(vocabulary: dict[str, int]) -> np.ndarray:
+    """The vocabulary's terms by feature number (scikit-learn's ``get_feature_names_out``)."""
+    names = np.empty(len(vocabulary), dtype=object)
+    names[np.fromiter(vocabulary.values(), dtype=np.int64, count=len(vocabulary))] = list(vocabulary)
+    return names
+
+
+def explain_terms(words: FrozenTfidf, names: np.ndarray, weights: np.ndarray, labels: list[str],
+                  texts: Sequence[str], labels_per_text: Sequence[Sequence[str]], top: int = 5) -> list[dict]:
+    """The words that pushed each text toward each given label: ``{label: [[term, weight], ...]}``.
+
+    A term's weight is its TF-IDF value in the text times the label's coefficient for it (the
+    word n-gram part of the linear score), largest first, positive ones only, at most ``top``.
+    ``words`` is the model's word block (its features are the weights' first rows), ``names``
+    its terms by feature number.
+    """
+    indptr, columns, values = fast_scores.tfidf_rows(words, texts)
+    index = {label: j for j, label in enumerate(labels)}
+    explained = []
+    for row, row_labels in enumerate(labels_per_text):
+        features, tfidf = columns[indptr[row]:indptr[row + 1]], values[indptr[row]:indptr[row + 1]]
+        per_label = {}
+        for label in row_labels:
+            contributions = tfidf * weights[features, index[label]]
+            order = np.argsort(-contributions, kind="stable")[:top]
+            per_label[label] = [[str(names[features[k]]), round(float(contributions[k]), 4)]
+                                for k in order if contributions[k] > 0]
+        explained.append(per_label)
+    return explained
 
 
 def decide(mode: Mode, scores: np.ndarray) -> np.ndarray:

@@ -275,13 +275,6 @@ def _server(args: argparse.Namespace) -> int:
     return run_server(args.host, args.port, args.schedules)
 
 
-def _load(reference: str, whole: bool = True):
-    """The version and its model: whole (MLflow's pyfunc), or just its Scorer for scoring."""
-    registry = _registry()
-    version = registry.resolve(registry.ModelRef.parse(reference))
-    return version, registry.load_classifier(version) if whole else registry.load_scorer(version)
-
-
 def _classify_text(args: argparse.Namespace) -> int:
     from classifier_core.inference import classify_texts
 
@@ -293,8 +286,8 @@ def _classify_text(args: argparse.Namespace) -> int:
     if size > MAX_REALTIME_TEXT_BYTES:  # ClassifyDocument's limit, as `serve` applies it
         raise DocclassError(f"expected a text of at most {MAX_REALTIME_TEXT_BYTES} bytes (UTF-8), the real-time "
                             f"limit; found {size}; classify longer documents with a job (docclass classify)")
-    # Explanations need the whole model (its vocabulary's terms); scores alone, only its Scorer.
-    _, model = _load(args.classifier, whole=args.explain)
+    registry = _registry()
+    model = registry.load_scorer(registry.resolve(registry.ModelRef.parse(args.classifier)))
     result = classify_texts(model, [text], explain=args.explain)[0]
     _print_json(result)
     return 1 if "ErrorCode" in result else 0

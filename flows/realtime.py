@@ -7,7 +7,6 @@ gets the same Classes/Labels in both. Bad input always gets a 4xx JSON error, ne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -19,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from classifier_core.config import MAX_REALTIME_TEXT_BYTES
 from classifier_core.inference import classify_texts
 
-if TYPE_CHECKING:  # (served through its Scorer, a model needs no scikit-learn until it explains)
+if TYPE_CHECKING:  # (served through its Scorer, a model needs no scikit-learn)
     from classifier_core.model import TextClassifier
     from classifier_core.scorer import Scorer
 
@@ -78,17 +77,13 @@ class _MicroBatcher:
                 future.set_result(result)
 
 
-def create_app(model: TextClassifier | Scorer, info: dict, max_text_bytes: int = MAX_REALTIME_TEXT_BYTES,
-               explainer: Callable[[], TextClassifier] | None = None) -> FastAPI:
+def create_app(model: TextClassifier | Scorer, info: dict, max_text_bytes: int = MAX_REALTIME_TEXT_BYTES) -> FastAPI:
     """The ASGI app serving one loaded classifier.
 
     Args:
-        model: the classifier to serve: the whole model, or its Scorer (classifier_core.scorer).
+        model: the classifier to serve: its Scorer (classifier_core.scorer), or the whole model.
         info: name and version shown by /health.
         max_text_bytes: the largest Text accepted, in UTF-8 bytes.
-        explainer: returns the whole model, which explanations need, when ``model`` is a Scorer;
-            called on each request asking for explanations (it should cache). If it fails, the
-            request gets a 503 JSON error.
     """
     app = FastAPI(title="docclass real-time classification", version="1")
     batcher = _MicroBatcher(model)
@@ -115,11 +110,7 @@ def create_app(model: TextClassifier | Scorer, info: dict, max_text_bytes: int =
         if size > max_text_bytes:
             return _error(413, "DOCUMENT_SIZE_EXCEEDED", f"expected Text of at most {max_text_bytes} bytes (UTF-8); found {size}")
         if explain:  # rare and per request: scored alone, outside the batches
-            try:
-                explaining = explainer() if explainer else model
-            except Exception as error:  # noqa: BLE001 - e.g. the registry is down: not the client's fault
-                return _error(503, "MODEL_UNAVAILABLE", f"explanations need the whole model, which could not be loaded: {error}")
-            result = classify_texts(explaining, [request.Text], explain=True)[0]
+            result = classify_texts(model, [request.Text], explain=True)[0]
         else:
             result = await batcher.classify(request.Text)
         if "ErrorCode" in result:
@@ -164,17 +155,13 @@ def app_from_environment() -> FastAPI:
     """Uvicorn's app factory: each worker process loads the classifier named in the environment.
 
     The parent resolves an alias to a version number first, so every worker serves the same one.
-    A worker scores with the version's Scorer (classifier_core.scorer), so it starts without
-    importing scikit-learn. The whole model, which explanations need, is downloaded and loaded on
-    the first request asking for them. No download is kept: a worker may end without running
-    exit handlers (uvicorn's multiprocess workers do), and a kept directory would be left behind.
+    A worker scores and explains with the version's Scorer (classifier_core.scorer), so it never
+    imports scikit-learn.
     """
-    import functools
     import gc
     import os
-    import tempfile
-    from pathlib import Path
 
+    from classifier_core.scorer import Scorer
     from tasks import registry
     from tasks.settings import docclass_home
 
@@ -183,24 +170,14 @@ def app_from_environment() -> FastAPI:
     info = {"DocumentClassifierName": version.name, "DocumentClassifierVersion": str(version.version)}
     max_bytes = int(os.environ.get(SERVE_MAX_BYTES_ENV, MAX_REALTIME_TEXT_BYTES))
     model = registry.load_scorer(version)  # (a model saved without a Scorer loads whole)
-
-    @functools.cache
-    def whole_model() -> TextClassifier:
-        from classifier_core.model import load_model
-
-        with tempfile.TemporaryDirectory(prefix="docclass-serve-") as tmp:
-            whole = load_model(registry.download_model_dir(version, Path(tmp)))
-        whole.weights_ = model.weights_  # (the same weights.npy: one copy in memory, not two)
-        return whole
-
-    app = create_app(model, info, max_bytes, explainer=None if hasattr(model, "explain") else whole_model)
+    app = create_app(model, info, max_bytes)
     # One answer before serving: numba loads its compiled loops and fast_tfidf builds its lookup
     # tables now, not during the first request, and what they keep is frozen below with the rest.
     model.predict_scores(["warm up"])
     # The ~330k objects that MLflow, Prefect settings and the model leave behind never die; a full
     # collection walking them took ~190 ms and was the whole p99. Freezing takes them out of it.
     gc.freeze()
-    if hasattr(model, "explain"):  # the whole model scores: skip scikit-learn's per-call checks
+    if not isinstance(model, Scorer):  # the whole model scores: skip scikit-learn's per-call checks
         import sklearn  # (about 100 us of a 600 us single-document answer)
 
         sklearn.set_config(assume_finite=True, skip_parameter_validation=True)

@@ -221,15 +221,17 @@ def init_shard_worker() -> None:
     exit_without_teardown()
 
 
-_MODELS: dict[tuple[str, bool], TextClassifier | Scorer] = {}
+_MODELS: dict[str, TextClassifier | Scorer] = {}
 
 
-def _model(classifier: ResolvedClassifier, explain: bool = False) -> TextClassifier | Scorer:
-    """The job's model, loaded once per process: its Scorer, which classifies without importing
-    scikit-learn; the whole model to explain. A worker on another machine (Dask) does not have the
-    flow's copy, so it downloads the same version from the registry."""
+def _model(classifier: ResolvedClassifier) -> TextClassifier | Scorer:
+    """The job's model, loaded once per process: its Scorer, which classifies and explains without
+    importing scikit-learn. A worker on another machine (Dask) does not have the flow's copy, so it
+    downloads the same version from the registry."""
+    from classifier_core.scorer import load_scorer
+
     key = f"{classifier.name}:{classifier.version}"
-    if (key, explain) not in _MODELS:
+    if key not in _MODELS:
         model_dir = Path(classifier.model_dir)
         if not model_dir.is_dir():
             from tasks import registry
@@ -237,15 +239,8 @@ def _model(classifier: ResolvedClassifier, explain: bool = False) -> TextClassif
             registry.configure(docclass_home())
             version = registry.resolve(registry.ModelRef.parse(key))
             model_dir = registry.download_model_dir(version, docclass_home() / "models" / classifier.name / classifier.version)
-        if explain:
-            from classifier_core.model import load_model
-
-            _MODELS[key, explain] = load_model(model_dir)
-        else:
-            from classifier_core.scorer import load_scorer
-
-            _MODELS[key, explain] = load_scorer(model_dir)
-    return _MODELS[key, explain]
+        _MODELS[key] = load_scorer(model_dir)
+    return _MODELS[key]
 
 
 @task(name="classify-shard", task_run_name="classify-shard-{shard.index}", **IO_RETRIES)
@@ -265,7 +260,7 @@ def classify_job_shard(
         result = ShardResult(**json.loads(storage.read_bytes(done_uri)))
         logger.info("shard %d: already classified by an earlier run (%d documents)", shard.index, result.documents)
         return result
-    model = _model(classifier, explain)
+    model = _model(classifier)
     stop, started = _StopWatch(flow_run_id), time.monotonic()
     local = docclass_home() / "work" / job_id / f"shard-{shard.index:06d}.{os.getpid()}.jsonl.gz"
     local.parent.mkdir(parents=True, exist_ok=True)

@@ -263,12 +263,6 @@ def download_model_dir(version: ModelVersion, destination: Path) -> Path:
     return found[0].parent
 
 
-def load_classifier(version: ModelVersion) -> TextClassifier:
-    """Loads a registered version through its pyfunc, as serving does."""
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    return pyfunc.unwrap_python_model().model
-
-
 def load_scorer(version: ModelVersion) -> TextClassifier | Scorer:
     """Loads what classifying a registered version needs (classifier_core.scorer: no scikit-learn)."""
     from classifier_core.scorer import load_scorer as load

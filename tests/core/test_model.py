@@ -307,6 +307,35 @@ def test_explanations_name_the_words_behind_the_class(tickets):
     assert any("charge" in term or "refund" in term for term, _ in terms)
 
 
+@pytest.mark.parametrize("mode", [Mode.MULTI_CLASS, Mode.MULTI_LABEL])
+def test_explanations_are_scikit_learns_tfidf_times_the_weights_and_the_scorer_gives_them(tmp_path, mode):
+    rows = (multi_class_rows if mode is Mode.MULTI_CLASS else multi_label_rows)(300)
+    model = TextClassifier(mode, search=False).fit([t for _, t in rows], [label.split("|") for label, _ in rows])
+    texts = [t for _, t in multi_class_rows(40, seed=5)] + ["refund refund REFUND, please!", "caf\u00e9\u00a0cr\u00e8me"]
+    asked = [model.labels_[i % len(model.labels_):][:2] for i in range(len(texts))]
+    explained = model.explain(texts, asked, top=7)
+    x = model.vectorizers_["word"].transform(texts).tocsr()  # the definition, through scikit-learn
+    names = model.vectorizers_["word"].get_feature_names_out()
+    for row, (labels, per_label) in enumerate(zip(asked, explained)):
+        assert list(per_label) == list(labels)
+        columns, values = x.indices[x.indptr[row]:x.indptr[row + 1]], x.data[x.indptr[row]:x.indptr[row + 1]]
+        for label in labels:
+            weights = values * model.weights_[columns, model.labels_.index(label)]
+            expected = {str(names[c]): w for c, w in zip(columns, weights) if w > 0}
+            got = dict(per_label[label])
+            assert len(got) == min(7, len(expected)) and all(abs(got[t] - expected[t]) <= 1e-4 for t in got)
+            if got:  # the largest ones
+                assert min(got.values()) >= sorted(expected.values(), reverse=True)[len(got) - 1] - 1e-4
+    directory = model.save(tmp_path / "m")
+    code = ("import json, sys\nfrom classifier_core.scorer import load_scorer\n"
+            f"texts, asked = json.loads(sys.stdin.read())\n"
+            f"explained = load_scorer({str(directory)!r}).explain(texts, asked, top=7)\n"
+            "print(json.dumps([explained, sorted(m for m in ('sklearn', 'scipy.stats') if m in sys.modules)]))")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps([texts, asked]), capture_output=True, text=True,
+                          check=True)
+    assert json.loads(done.stdout) == [explained, []]
+
+
 def _sparse_problem(n_docs=300, n_features=200, n_labels=5, seed=0):
     rng = np.random.default_rng(seed)
     x = sp.random(n_docs, n_features, density=0.05, format="csr", random_state=seed, dtype=np.float64)

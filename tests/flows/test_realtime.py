@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import glob
 import json
 import os
 import subprocess
 import tarfile
-import tempfile
-import warnings
 
 import httpx
 import psutil
@@ -83,14 +80,10 @@ def _workers_with_scikit_learn_mapped(server_process) -> list[bool]:
 
 def test_explanations_are_the_same_over_http_the_cli_and_a_job(server, env, tmp_path):
     name, base = server
-    # Workers score with the model's Scorer; scikit-learn comes in with the whole model, which
-    # only explanations need, on the first request asking for them.
-    assert not any(_workers_with_scikit_learn_mapped(SERVERS[name]))
-    downloads_before = set(glob.glob(f"{tempfile.gettempdir()}/docclass-serve-*"))
     served = httpx.post(f"{base}/classify-document", params={"explain": "true"}, json={"Text": TEXTS[1]}).json()
     assert served["Explanations"] and all(terms for terms in served["Explanations"].values())
-    assert any(_workers_with_scikit_learn_mapped(SERVERS[name]))  # the worker that explained
-    assert set(glob.glob(f"{tempfile.gettempdir()}/docclass-serve-*")) <= downloads_before  # none kept
+    # Workers score and explain with the model's Scorer: none of them ever imports scikit-learn.
+    assert not any(_workers_with_scikit_learn_mapped(SERVERS[name]))
     plain = httpx.post(f"{base}/classify-document", json={"Text": TEXTS[1]}).json()
     assert "Explanations" not in plain and {k: v for k, v in served.items() if k != "Explanations"} == plain
     cli = run_docclass("classify-text", "--classifier", name, "--explain", TEXTS[1], env=env)
@@ -102,34 +95,6 @@ def test_explanations_are_the_same_over_http_the_cli_and_a_job(server, env, tmp_
     with tarfile.open(json.loads(job.stdout)["OutputDataConfig"]["S3Uri"], "r:gz") as tar:
         record = json.loads(tar.extractfile("predictions.jsonl").read().decode())
     assert record["Explanations"] == served["Explanations"]
-
-
-def test_explanations_without_the_whole_model_get_a_503_json_error_and_scores_go_on():
-    with warnings.catch_warnings():  # starlette's notice about httpx, not about docclass
-        warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient
-
-    from classifier_core.config import Mode
-    from classifier_core.model import TextClassifier
-    from flows.realtime import create_app
-
-    rows = multi_class_rows(200)
-    model = TextClassifier(mode=Mode.MULTI_CLASS, search=False).fit([t for _, t in rows], [(label,) for label, _ in rows])
-
-    def unavailable():
-        raise ConnectionError("the registry at http://mlflow:5000 refused the connection")
-
-    app = create_app(model.scorer(), {"DocumentClassifierName": "rt", "DocumentClassifierVersion": "1"},
-                     explainer=unavailable)
-    with TestClient(app) as client:
-        failed = client.post("/classify-document", params={"explain": "true"}, json={"Text": TEXTS[0]})
-        assert failed.status_code == 503 and failed.json() == {
-            "ErrorCode": "MODEL_UNAVAILABLE",
-            "Message": "explanations need the whole model, which could not be loaded: "
-                       "the registry at http://mlflow:5000 refused the connection"}
-        plain = client.post("/classify-document", json={"Text": TEXTS[0]})
-        assert plain.status_code == 200 and plain.json()["Classes"][0]["Name"] == model.labels_[
-            int(model.predict_scores([TEXTS[0]])[0].argmax())]
 
 
 def test_concurrent_requests_get_their_own_answers(server):
