@@ -38,7 +38,7 @@ from classifier_core.linear_svm import TOL, fit_binary_svms
 from classifier_core.metrics import indicator_matrix
 from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_metadata
 from classifier_core.out_of_core import fit_out_of_core, workers
-from classifier_core.scorer import Scorer, calibrated, decide, explain_terms, load_weights, save_weights
+from classifier_core.scorer import Scorer, calibrated, decide, explain_terms, load_weights, save_weights, term_names
 from classifier_core.selection import (
     MULTI_CLASS_CANDIDATES,
     MULTI_LABEL_CANDIDATES,
@@ -299,7 +299,7 @@ class TextClassifier(BaseEstimator):
 
     def _word_names(self) -> np.ndarray:
         if getattr(self, "_word_names_cache", None) is None:
-            self._word_names_cache = self.vectorizers_["word"].get_feature_names_out()
+            self._word_names_cache = term_names(self.vectorizers_["word"].vocabulary_)  # (as the Scorer's)
         return self._word_names_cache
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
