@@ -41,6 +41,7 @@ from classifier_core.model_metadata import METADATA_FILE, MODEL_FORMAT, read_met
 from classifier_core.out_of_core import fit_out_of_core, workers
 from classifier_core.scorer import Scorer, calibrated, decide, explain_terms, load_weights, save_weights, term_names
 from classifier_core.selection import (
+    ANALYZER_COST,
     MULTI_CLASS_CANDIDATES,
     MULTI_LABEL_CANDIDATES,
     Candidate,
@@ -377,11 +378,16 @@ class _FeatureBlocks:
 
     def expected_seconds(self, candidate: Candidate) -> float:
         """Seconds the candidate's blocks not fitted yet are expected to take: each as long as the
-        slowest fitted block of its name (a case-sensitive "word" block as the lowercase one)."""
+        slowest fitted block of its name (a case-sensitive "word" block as the lowercase one), times
+        its analyzer's cost relative to that block's (selection.ANALYZER_COST)."""
+        def cost(key) -> float:
+            return ANALYZER_COST.get(dict(key[1])["analyzer"], 1.0)
+
         expected = 0.0
         for key in self._keys(candidate):
             if key not in self.fitted:
-                expected += max((s for (name, _), s in self.seconds.items() if name == key[0]), default=0.0)
+                expected += max((s * cost(key) / cost(fitted) for fitted, s in self.seconds.items()
+                                 if fitted[0] == key[0]), default=0.0)
         return expected
 
     def _keys(self, candidate: Candidate) -> dict[tuple, TfidfVectorizer]:

@@ -220,16 +220,22 @@ def test_a_candidate_is_skipped_when_its_expected_fit_would_overrun_the_budget()
     assert model._fits_in_budget(logistic, elapsed=60.0, slowest_fit=1.0)
     assert not model._fits_in_budget(svm, elapsed=95.0, slowest_fit=8.0)
     assert not model._fits_in_budget(svm, elapsed=60.0, slowest_fit=8.0, vectorising=35.0)
+    across = Candidate(lowercase=False, char_ngrams="char")  # 1.7x the stored values: 13.6 s expected
+    assert model._fits_in_budget(across, elapsed=86.0, slowest_fit=8.0)
+    assert not model._fits_in_budget(across, elapsed=87.0, slowest_fit=8.0)
 
 
-def test_the_budget_expects_new_feature_blocks_to_take_as_long_as_fitted_ones(tickets):
+def test_the_budget_expects_new_feature_blocks_to_take_as_long_as_fitted_ones_times_their_cost(tickets):
     blocks = _FeatureBlocks(tickets[0], min_df=2)
     assert blocks.expected_seconds(Candidate()) == 0.0  # nothing fitted: nothing to go by
     blocks.matrix(Candidate())
     word, char = (next(s for (name, _), s in blocks.seconds.items() if name == n) for n in ("word", "char"))
     assert blocks.expected_seconds(Candidate(C=1.0)) == 0.0
     assert blocks.expected_seconds(Candidate(features="word")) == 0.0
-    assert blocks.expected_seconds(Candidate(lowercase=False, char_ngrams="char")) == word + char > 0
+    # char n-grams across words: ANALYZER_COST times the char_wb block's time
+    assert blocks.expected_seconds(Candidate(lowercase=False, char_ngrams="char")) == pytest.approx(word + 3.0 * char)
+    assert blocks.expected_seconds(Candidate(lowercase=False)) == pytest.approx(word + char)
+    assert word > 0 and char > 0
 
 
 def test_c_is_searched_along_a_line_from_the_defaults():
