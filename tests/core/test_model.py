@@ -238,6 +238,21 @@ def test_the_budget_expects_new_feature_blocks_to_take_as_long_as_fitted_ones_ti
     assert word > 0 and char > 0
 
 
+def test_candidates_sharing_feature_blocks_share_their_split_rows(tickets):
+    blocks = _FeatureBlocks(tickets[0], min_df=2)
+    n = len(tickets[0])
+    train, valid = np.arange(0, n, 2), np.arange(1, n, 2)
+    x_train, x_valid = blocks.rows(Candidate(), train, valid)
+    assert (x_train != blocks.matrix(Candidate())[train]).nnz == 0 and x_valid.shape[0] == len(valid)
+    same = blocks.rows(Candidate(C=1.0, class_weight="balanced"), train, valid)
+    assert same[0] is x_train and same[1] is x_valid
+    words, _ = blocks.rows(Candidate(features="word"), train, valid)
+    assert words.shape[1] < x_train.shape[1]
+    assert (words != blocks.matrix(Candidate(features="word"))[train]).nnz == 0
+    blocks.forget_rows()
+    assert blocks.rows(Candidate(features="word"), train, valid)[0] is not words
+
+
 def test_c_is_searched_along_a_line_from_the_defaults():
     default, up, down = Candidate(), Candidate(C=1.0), Candidate(C=0.25)
     target = np.eye(3, dtype=bool)[[0, 0, 1, 2]]
