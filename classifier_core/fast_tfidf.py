@@ -1114,9 +1114,12 @@ def _prune_and_sort(vec: TfidfVectorizer, n_features: int, names_of: Callable, c
     """CountVectorizer's ``_limit_features`` then ``_sort_features``: drops the features
     outside [min_df, max_df] and numbers the rest alphabetically. As there, rows keep their
     entries in provisional order, and the vocabulary its insertion order."""
-    data = np.concatenate([c.data for c in chunks])
-    indices = np.concatenate([c.indices.astype(np.int64, copy=False) for c in chunks])
-    row_lengths = np.concatenate([np.diff(c.indptr) for c in chunks])
+    if len(chunks) == 1:
+        data, indices, row_lengths = chunks[0].data, chunks[0].indices, np.diff(chunks[0].indptr)
+    else:
+        data = np.concatenate([c.data for c in chunks])
+        indices = np.concatenate([c.indices.astype(np.int64, copy=False) for c in chunks])
+        row_lengths = np.concatenate([np.diff(c.indptr) for c in chunks])
     df = np.bincount(indices, minlength=n_features)
     max_doc_count = vec.max_df if isinstance(vec.max_df, Integral) else vec.max_df * n_docs
     min_doc_count = vec.min_df if isinstance(vec.min_df, Integral) else vec.min_df * n_docs
@@ -1131,10 +1134,28 @@ def _prune_and_sort(vec: TfidfVectorizer, n_features: int, names_of: Callable, c
     vocabulary = dict(zip(kept_names, rank.tolist()))
     new_index = np.full(n_features, -1, dtype=np.int64)
     new_index[kept] = rank
-    indices = new_index[indices]
-    keep = indices >= 0
-    if not keep.all():
-        rows = np.repeat(np.arange(len(row_lengths)), row_lengths)
-        row_lengths = np.bincount(rows[keep], minlength=len(row_lengths))
-        data, indices = data[keep], indices[keep]
+    indices, data, row_lengths = _renumber(indices, data, row_lengths, new_index)
     return vocabulary, _csr(data, indices, _indptr(row_lengths), (n_docs, len(kept)))
+
+
+@njit(cache=True, nogil=True)
+def _renumber(indices, data, row_lengths, new_index):  # pragma: no cover (compiled)
+    """Rows' entries renumbered by ``new_index``, those it maps to -1 dropped, in one pass (numpy's
+    gather, mask and filter took 1.7 s on 20newsgroups' char n-grams, holding the GIL): the kept
+    indices, their values and each row's new length."""
+    kept_indices = np.empty(len(indices), dtype=np.int64)
+    kept_data = np.empty(len(data), dtype=data.dtype)
+    lengths = np.zeros(len(row_lengths), dtype=np.int64)
+    p = n = 0
+    for row in range(len(row_lengths)):
+        for _ in range(row_lengths[row]):
+            j = new_index[indices[p]]
+            if j >= 0:
+                kept_indices[n] = j
+                kept_data[n] = data[p]
+                n += 1
+                lengths[row] += 1
+            p += 1
+    if n < len(indices):
+        return kept_indices[:n].copy(), kept_data[:n].copy(), lengths
+    return kept_indices, kept_data, lengths
