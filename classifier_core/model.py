@@ -369,8 +369,8 @@ class _FeatureBlocks:
     def __init__(self, texts: list[str], min_df: int, threads: int = 1):
         self.texts, self.min_df, self.threads = texts, min_df, threads
         self.fitted: dict[tuple, tuple] = {}  # (block name, vectorizer parameters) -> (vectorizer, matrix)
-        self._rows: tuple | None = None  # (block keys, training rows, validation rows) of the last rows() call
         self.seconds: dict[tuple, float] = {}  # the same keys -> seconds their fit took
+        self._rows: tuple | None = None  # (a candidate's block keys, training rows, validation rows): rows()
 
     def vectorizers(self, candidate: Candidate) -> dict[str, TfidfVectorizer]:
         return {name: vectorizer for name, (vectorizer, _) in self._blocks(candidate).items()}
