@@ -14,7 +14,10 @@ it has no train split. fastText is a benchmark-only dependency (the `bench` extr
 `make bench-accuracy` installs it and runs this).
 
     .venv/bin/python benchmarks/accuracy.py [--datasets trec,bbc_news] [--systems docclass,fasttext]
-                                            [--json results.json]
+                                            [--search-budget SECONDS] [--json results.json]
+
+`--search-budget S` trains docclass as `docclass train --search-budget S` does (the search's budget
+given outright), to measure that trade-off; the default is docclass's own.
 """
 
 from __future__ import annotations
@@ -69,10 +72,14 @@ def _train_file(directory: Path) -> Path | None:
     return next((directory / n for n in ("train.csv", "train.csv.gz") if (directory / n).is_file()), None)
 
 
+# docclass's parameters besides its mode: {} for its defaults; --search-budget sets a budget outright.
+DOCCLASS_PARAMS: dict = {}
+
+
 def _docclass(train: TrainingSet, test: TrainingSet, mode: Mode) -> tuple[float, np.ndarray, list[str]]:
     from classifier_core.model import TextClassifier
 
-    model = TextClassifier(mode=mode)
+    model = TextClassifier(mode=mode, **DOCCLASS_PARAMS)
     start = time.perf_counter()
     model.fit(train.texts, train.labels)
     seconds = time.perf_counter() - start
@@ -176,14 +183,15 @@ def docclass_defaults() -> dict[str, str]:
     """The default parameters of docclass's model, as this run measures them."""
     from classifier_core.model import TextClassifier
 
-    return {name: str(value) for name, value in TextClassifier().get_params().items() if name != "mode"}
+    return {name: str(value) for name, value in TextClassifier(**DOCCLASS_PARAMS).get_params().items() if name != "mode"}
 
 
 def print_table(results: dict, systems: list[str], skipped: dict[str, str], defaults: dict[str, str]) -> None:
     titles = [TITLES[s] for s in systems]
     print(f"Test-split scores after training on the train split. Train s = wall-clock fit time in one process "
           f"on {os.cpu_count()} cores: fastText lr {FASTTEXT_PARAMS['lr']} with thread={FASTTEXT_THREADS} "
-          f"(so not bit-for-bit reproducible), docclass with its own defaults, TF-IDF peers on one core.")
+          f"(so not bit-for-bit reproducible), docclass with {'the parameters below' if DOCCLASS_PARAMS else 'its own defaults'}, "
+          "TF-IDF peers on one core.")
     if defaults:
         print("docclass defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
     print()
@@ -229,8 +237,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", help=f"comma-separated subset of {','.join(DATASETS)} (default all)")
     parser.add_argument("--systems", help=f"comma-separated subset of {','.join(SYSTEMS)} (default all)")
+    parser.add_argument("--search-budget", type=float, metavar="SECONDS",
+                        help="train docclass with this search budget, as `docclass train --search-budget` does")
     parser.add_argument("--json", type=Path, help="also write the raw results (all eight metrics) here")
     args = parser.parse_args()
+    if args.search_budget is not None:
+        DOCCLASS_PARAMS.update(time_budget=args.search_budget, search_budget_factor=None)
     if not DATA.is_dir():
         sys.exit(f"benchmarks need ../shared/data (not found: {DATA})")
     datasets = _choose(args.datasets, list(DATASETS), "datasets")

@@ -87,7 +87,8 @@ class TextClassifier(BaseEstimator):
             (from the slowest fit's time and its relative cost, plus fitting its new feature blocks)
             is skipped.
         search_budget_factor: below ``time_budget``, the search may spend this many times the time
-            the first (default) candidate took, or MIN_SEARCH_SECONDS if that is more.
+            the first (default) candidate took, or MIN_SEARCH_SECONDS if that is more; None: the
+            search may spend ``time_budget`` whatever the first candidate took (``--search-budget``).
         candidates: the configurations to choose from; default: the mode's list in
             classifier_core.selection.
         validation_fraction: share of the training data held out to choose and calibrate.
@@ -104,7 +105,7 @@ class TextClassifier(BaseEstimator):
         mode: Mode = Mode.MULTI_CLASS,
         search: bool = True,
         time_budget: float = TIME_BUDGET,
-        search_budget_factor: float = SEARCH_BUDGET_FACTOR,
+        search_budget_factor: float | None = SEARCH_BUDGET_FACTOR,
         candidates: Sequence[Candidate] | None = None,
         validation_fraction: float = 0.15,
         min_df: int = 2,
@@ -181,7 +182,8 @@ class TextClassifier(BaseEstimator):
             scores[candidate] = score
             if best is None and len(candidates) > 1:  # the default: the rest may take a multiple of its time
                 spent = time.monotonic() - started
-                budget = min(self.time_budget, max(MIN_SEARCH_SECONDS, self.search_budget_factor * spent))
+                budget = self.time_budget if self.search_budget_factor is None else min(
+                    self.time_budget, max(MIN_SEARCH_SECONDS, self.search_budget_factor * spent))
                 self.search_budget_ = round(budget, 1)
             if best is None or score > best[0]:
                 best = (score, candidate, calibration, duals)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Aliased: the Comprehend field names Mode and DataFormat would shadow the enum types.
 from classifier_core.config import DEFAULT_LABEL_DELIMITER, PROMOTION_RULE
@@ -82,6 +82,12 @@ class CreateDocumentClassifierRequest(BaseModel):
     Tags: TagList = Field(default_factory=list)
     Strict: bool = Field(default=False, description="Apply Comprehend's minimums (10 docs per class) as errors.")
     Fast: bool = Field(default=False, description="Skip the model search and train the default configuration.")
+    SearchBudgetSeconds: float | None = Field(
+        default=None, gt=0, le=86_400, allow_inf_nan=False,
+        description="Seconds the model search may spend in all, the first candidate included (a candidate not "
+        "expected to finish within them is skipped). Default: four times what the first candidate took, at least "
+        "10 s and at most 60 s. Not with Fast; training sets large enough to train out of core ignore it.",
+    )
     AutoPromote: bool = Field(
         default=False,
         description="After registering, compare the new version with the champion on this training's test data "
@@ -97,6 +103,13 @@ class CreateDocumentClassifierRequest(BaseModel):
     @classmethod
     def _version(cls, value: str | None) -> str | None:
         return value if value is None else _checked(validate_name, value, "version name")
+
+    @model_validator(mode="after")
+    def _budget_needs_a_search(self) -> CreateDocumentClassifierRequest:
+        if self.Fast and self.SearchBudgetSeconds is not None:
+            raise ValueError(f"Fast skips the model search, so it takes no SearchBudgetSeconds; found "
+                             f"{self.SearchBudgetSeconds:g}")
+        return self
 
     def tag_dict(self) -> dict[str, str]:
         return {tag.Key: tag.Value for tag in self.Tags}

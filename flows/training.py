@@ -44,7 +44,7 @@ def create_document_classifier(request: CreateDocumentClassifierRequest) -> dict
         config = TrainingConfig(request.Mode, request.InputDataConfig.LabelDelimiter, request.Strict)
         data = validate_training_data(train, test, config, work)
         describe["TrainingStartTime"] = now_iso()
-        trained = train_classifier(data.train_path, request.Mode, work, request.Fast)
+        trained = train_classifier(data.train_path, request.Mode, work, request.Fast, request.SearchBudgetSeconds)
         describe["TrainingEndTime"] = now_iso()
         evaluation = evaluate_classifier(trained.model_dir, data.test_path, work)
         publish_evaluation(evaluation)

@@ -128,11 +128,14 @@ class TrainedModel:
 
 
 @task(name="train")
-def train_classifier(train_path: str, mode: Mode, work_dir: Path, fast: bool = False) -> TrainedModel:
+def train_classifier(train_path: str, mode: Mode, work_dir: Path, fast: bool = False,
+                     search_budget: float | None = None) -> TrainedModel:
     """Chooses a configuration on a validation split of the training data (unless ``fast``),
-    calibrates it, fits it on all the training data and saves it."""
+    within ``search_budget`` seconds if given (else TextClassifier's relative budget), calibrates
+    it, fits it on all the training data and saves it."""
     training_set = read_parquet(train_path)
-    model = TextClassifier(mode=mode, search=not fast).fit(training_set.texts, training_set.labels)
+    budget = {} if search_budget is None else {"time_budget": search_budget, "search_budget_factor": None}
+    model = TextClassifier(mode=mode, search=not fast, **budget).fit(training_set.texts, training_set.labels)
     logger = get_run_logger()
     for row in model.search_:
         logger.info("model search: %s", row)

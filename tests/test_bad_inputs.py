@@ -248,12 +248,32 @@ def cli_in_process(capsys, *args: str) -> tuple[int, str]:
                      "(^[a-zA-Z0-9](-*[a-zA-Z0-9])*$); found 'v1.0'", id="29-invalid-version-name"),
         pytest.param(["--name", "tickets", "--tag", "team"],
                      "docclass: error: --tag expects KEY=VALUE; found 'team'", id="30-invalid-tag"),
+        pytest.param(["--name", "tickets", "--search-budget", "0"],
+                     "docclass: error: SearchBudgetSeconds: Input should be greater than 0", id="search-budget-zero"),
+        pytest.param(["--name", "tickets", "--search-budget", "inf"],
+                     "docclass: error: SearchBudgetSeconds: Input should be a finite number", id="search-budget-inf"),
+        pytest.param(["--name", "tickets", "--fast", "--search-budget", "30"],
+                     "docclass: error: --search-budget: not with --fast, which skips the model search",
+                     id="search-budget-with-fast"),
     ],
 )
 def test_invalid_names_are_bad_usage(capsys, tmp_path, args, message):
     code, stderr = cli_in_process(capsys, "train", *args, "--mode", "MULTI_CLASS", "--training-data", str(tmp_path / "t.csv"))
     assert code == 2
     assert stderr.strip() == message
+
+
+def test_a_search_budget_with_fast_is_refused_from_the_api_too():
+    """A deployment's form or API call, not only the CLI, cannot ask for both."""
+    from pydantic import ValidationError
+
+    from flows.request_models import CreateDocumentClassifierRequest
+
+    with pytest.raises(ValidationError, match="Fast skips the model search, so it takes no SearchBudgetSeconds; found 30"):
+        CreateDocumentClassifierRequest(DocumentClassifierName="tickets", InputDataConfig={"S3Uri": "t.csv"}, Fast=True,
+                                        SearchBudgetSeconds=30)
+    assert CreateDocumentClassifierRequest(DocumentClassifierName="tickets", InputDataConfig={"S3Uri": "t.csv"},
+                                           SearchBudgetSeconds=30).SearchBudgetSeconds == 30.0
 
 
 @pytest.mark.parametrize(

@@ -204,6 +204,9 @@ def test_the_search_may_spend_a_multiple_of_the_default_candidates_time(tickets,
     assert scored == [model.search_[0]]  # the default took all of the budget it set
     assert "time budget" in [row.get("skipped") for row in model.search_]
     assert 0.0 <= model.search_budget_ <= model.search_[0]["seconds"] + 1.0  # what the default took
+    given = TextClassifier(time_budget=1e9, search_budget_factor=None).fit(texts, labels)  # --search-budget
+    assert given.search_budget_ == 1e9  # whatever the default took
+    assert not any(row.get("skipped") == "time budget" for row in given.search_)
     monkeypatch.setattr(model_module, "MIN_SEARCH_SECONDS", 1e9)  # small data may try every candidate
     model = TextClassifier(time_budget=1e9, search_budget_factor=1.0).fit(texts, labels)
     assert not any(row.get("skipped") == "time budget" for row in model.search_)

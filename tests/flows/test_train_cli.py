@@ -89,8 +89,11 @@ def test_multi_class_train_registers_a_version_and_writes_training_output(cli, h
     assert described.json()["ClassifierMetadata"] == meta
     assert described.json()["Aliases"] == ["champion"]
 
-    second = cli("train", "--name", "tickets", "--mode", "MULTI_CLASS", "--training-data", str(tickets["train"]))
+    second = cli("train", "--name", "tickets", "--mode", "MULTI_CLASS", "--training-data", str(tickets["train"]),
+                 "--search-budget", "2.5")
     assert second.code == 0, second.stderr
+    searched = client.get_run(client.get_model_version("tickets", "2").run_id).data.params
+    assert searched["model_search_budget_s"] == "2.5"  # as given, not 4x the default's time nor at least 10 s
     assert str(client.get_model_version_by_alias("tickets", "challenger").version) == "2"
     assert str(client.get_model_version_by_alias("tickets", "champion").version) == "1"
     listed = cli("classifiers", "list").json()
