@@ -183,7 +183,8 @@ def docclass_defaults() -> dict[str, str]:
     """The default parameters of docclass's model, as this run measures them."""
     from classifier_core.model import TextClassifier
 
-    return {name: str(value) for name, value in TextClassifier(**DOCCLASS_PARAMS).get_params().items() if name != "mode"}
+    params = TextClassifier(**DOCCLASS_PARAMS).get_params()
+    return {name: str(value) for name, value in params.items() if name != "mode"}
 
 
 def print_table(results: dict, systems: list[str], skipped: dict[str, str], defaults: dict[str, str]) -> None:
@@ -242,7 +243,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the raw results (all eight metrics) here")
     args = parser.parse_args()
     if args.search_budget is not None:
-        DOCCLASS_PARAMS.update(time_budget=args.search_budget, search_budget_factor=None)
+        DOCCLASS_PARAMS.update(time_budget=args.search_budget)
     if not DATA.is_dir():
         sys.exit(f"benchmarks need ../shared/data (not found: {DATA})")
     datasets = _choose(args.datasets, list(DATASETS), "datasets")

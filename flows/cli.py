@@ -119,8 +119,8 @@ def _add_train(commands) -> None:
                        help="skip the model search: train the default configuration only (still calibrated)")
     train.add_argument("--search-budget", type=float, metavar="SECONDS",
                        help="seconds the model search may spend in all, the first candidate included; a candidate "
-                       "not expected to finish within them is skipped (default: 4x what the first candidate "
-                       "took, between 10 and 60 s; not with --fast; out-of-core training ignores it)")
+                       "not expected to finish within them is skipped (default 10; more lets the slower "
+                       "candidates run on large data; not with --fast; out-of-core training ignores it)")
     train.add_argument("--data-format", default="COMPREHEND_CSV", choices=["COMPREHEND_CSV", "AUGMENTED_MANIFEST"])
     train.add_argument("--attribute-names", metavar="A[,B...]", help="label attribute names of an augmented manifest (1-5)")
     train.add_argument("--auto-promote", action="store_true",

@@ -85,8 +85,8 @@ class CreateDocumentClassifierRequest(BaseModel):
     SearchBudgetSeconds: float | None = Field(
         default=None, gt=0, le=86_400, allow_inf_nan=False,
         description="Seconds the model search may spend in all, the first candidate included (a candidate not "
-        "expected to finish within them is skipped). Default: four times what the first candidate took, at least "
-        "10 s and at most 60 s. Not with Fast; training sets large enough to train out of core ignore it.",
+        "expected to finish within them is skipped). Default: 10. Not with Fast; training sets large enough to "
+        "train out of core ignore it.",
     )
     AutoPromote: bool = Field(
         default=False,

@@ -131,10 +131,10 @@ class TrainedModel:
 def train_classifier(train_path: str, mode: Mode, work_dir: Path, fast: bool = False,
                      search_budget: float | None = None) -> TrainedModel:
     """Chooses a configuration on a validation split of the training data (unless ``fast``),
-    within ``search_budget`` seconds if given (else TextClassifier's relative budget), calibrates
+    within ``search_budget`` seconds if given (else TextClassifier's default), calibrates
     it, fits it on all the training data and saves it."""
     training_set = read_parquet(train_path)
-    budget = {} if search_budget is None else {"time_budget": search_budget, "search_budget_factor": None}
+    budget = {} if search_budget is None else {"time_budget": search_budget}
     model = TextClassifier(mode=mode, search=not fast, **budget).fit(training_set.texts, training_set.labels)
     logger = get_run_logger()
     for row in model.search_:

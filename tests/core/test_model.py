@@ -12,13 +12,12 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
 from classifier_core import fast_tfidf
-from classifier_core import model as model_module
 from classifier_core.config import Mode
 from classifier_core.errors import ModelError
 from classifier_core.inference import classify_texts
 from classifier_core.metrics import indicator_matrix, score_metrics
-from classifier_core.model import (FIT_TOL, TextClassifier, _FeatureBlocks, _one_vs_rest_svm, _PickledVectorizers,
-                                   _redundant, load_model)
+from classifier_core.model import (FIT_TOL, TIME_BUDGET, TextClassifier, _FeatureBlocks, _one_vs_rest_svm,
+                                   _PickledVectorizers, _redundant, load_model)
 from classifier_core.scorer import SCORER_FILE, Scorer, calibrated, load_scorer
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds, validation_split
 from flows.demo_data import multi_class_rows, multi_label_rows
@@ -196,22 +195,12 @@ def test_an_exhausted_time_budget_skips_the_remaining_candidates(tickets):
     assert all(row.get("skipped") == "time budget" for row in model.search_[1:])
 
 
-def test_the_search_may_spend_a_multiple_of_the_default_candidates_time(tickets, monkeypatch):
+def test_the_search_spends_its_budget_in_seconds_whatever_the_default_took(tickets):
     texts, labels = tickets
-    monkeypatch.setattr(model_module, "MIN_SEARCH_SECONDS", 0.0)
-    model = TextClassifier(time_budget=1e9, search_budget_factor=1.0).fit(texts, labels)
-    scored = [row for row in model.search_ if "validation_score" in row]
-    assert scored == [model.search_[0]]  # the default took all of the budget it set
-    assert "time budget" in [row.get("skipped") for row in model.search_]
-    assert 0.0 <= model.search_budget_ <= model.search_[0]["seconds"] + 1.0  # what the default took
-    given = TextClassifier(time_budget=1e9, search_budget_factor=None).fit(texts, labels)  # --search-budget
-    assert given.search_budget_ == 1e9  # whatever the default took
-    assert not any(row.get("skipped") == "time budget" for row in given.search_)
-    monkeypatch.setattr(model_module, "MIN_SEARCH_SECONDS", 1e9)  # small data may try every candidate
-    model = TextClassifier(time_budget=1e9, search_budget_factor=1.0).fit(texts, labels)
-    assert not any(row.get("skipped") == "time budget" for row in model.search_)
-    assert model.search_budget_ == 1e9
-    assert TextClassifier(time_budget=5.0).fit(texts, labels).search_budget_ == 5.0  # the cap
+    assert TextClassifier().fit(texts, labels).search_budget_ == TIME_BUDGET == 10.0
+    given = TextClassifier(time_budget=2.5).fit(texts, labels)  # --search-budget 2.5
+    assert given.search_budget_ == 2.5
+    assert TextClassifier(search=False).fit(texts, labels).search_budget_ is None  # --fast: nothing to budget
 
 
 def test_a_candidate_is_skipped_when_its_expected_fit_would_overrun_the_budget():

@@ -72,7 +72,7 @@ def test_multi_class_train_registers_a_version_and_writes_training_output(cli, h
     assert set(run.data.metrics) == METRICS | {"ExpectedCalibrationError", "BrierScore", "MacroROCAUC"}
     assert run.data.params["mode"] == "MULTI_CLASS"
     assert run.data.params["model_features"] in ("word", "word+char") and run.data.params["model_search"] == f"{len(MULTI_CLASS_CANDIDATES)} candidates"
-    assert 10.0 <= float(run.data.params["model_search_budget_s"]) <= 60.0  # 4x the default's time, in [10 s, 60 s]
+    assert run.data.params["model_search_budget_s"] == "10.0"  # TextClassifier's default
     assert {a.path for a in client.list_artifacts(version.run_id)} >= {
         "confusion_matrix.json", "per_class_metrics.json", "classifier.json", "confusion_matrix.png", "model_search.json"}
 
@@ -93,7 +93,7 @@ def test_multi_class_train_registers_a_version_and_writes_training_output(cli, h
                  "--search-budget", "2.5")
     assert second.code == 0, second.stderr
     searched = client.get_run(client.get_model_version("tickets", "2").run_id).data.params
-    assert searched["model_search_budget_s"] == "2.5"  # as given, not 4x the default's time nor at least 10 s
+    assert searched["model_search_budget_s"] == "2.5"  # as given
     assert str(client.get_model_version_by_alias("tickets", "challenger").version) == "2"
     assert str(client.get_model_version_by_alias("tickets", "champion").version) == "1"
     listed = cli("classifiers", "list").json()
