@@ -189,12 +189,13 @@ def docclass_defaults() -> dict[str, str]:
 
 def print_table(results: dict, systems: list[str], skipped: dict[str, str], defaults: dict[str, str]) -> None:
     titles = [TITLES[s] for s in systems]
+    docclass = "the parameters below" if DOCCLASS_PARAMS else "its own defaults"
     print(f"Test-split scores after training on the train split. Train s = wall-clock fit time in one process "
           f"on {os.cpu_count()} cores: fastText lr {FASTTEXT_PARAMS['lr']} with thread={FASTTEXT_THREADS} "
-          f"(so not bit-for-bit reproducible), docclass with {'the parameters below' if DOCCLASS_PARAMS else 'its own defaults'}, "
-          "TF-IDF peers on one core.")
+          f"(so not bit-for-bit reproducible), docclass with {docclass}, TF-IDF peers on one core.")
     if defaults:
-        print("docclass defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+        label = "parameters" if DOCCLASS_PARAMS else "defaults"
+        print(f"docclass {label}: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
     print()
     print("| dataset | metric | " + " | ".join(titles) + " | " + " | ".join(f"{t} train s" for t in titles) + " |")
     print("|---" * (2 + 2 * len(systems)) + "|")
