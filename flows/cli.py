@@ -393,8 +393,7 @@ def _request(model, **fields):
     try:
         return model(**fields)
     except ValidationError as exc:
-        problems = "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, "))))
-                             for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
     _usage_error(problems)
 
 

@@ -20,8 +20,8 @@ from classifier_core.model import (FIT_TOL, TIME_BUDGET, TextClassifier, _Featur
                                    _PickledVectorizers, _redundant, load_model)
 from classifier_core.scorer import SCORER_FILE, Scorer, calibrated, load_scorer
 from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds, validation_split
-from flows.demo_data import multi_class_rows, multi_label_rows
 from flows.cli import main
+from flows.demo_data import multi_class_rows, multi_label_rows
 from flows.request_models import CreateDocumentClassifierRequest
 
 
