@@ -14,15 +14,20 @@ it has no train split. fastText is a benchmark-only dependency (the `bench` extr
 `make bench-accuracy` installs it and runs this).
 
     .venv/bin/python benchmarks/accuracy.py [--datasets trec,bbc_news] [--systems docclass,fasttext]
-                                            [--search-budget SECONDS] [--json results.json]
+                                            [--search-budget SECONDS] [--docclass NAME=VALUE ...]
+                                            [--json results.json]
 
 `--search-budget S` trains docclass as `docclass train --search-budget S` does (the search's budget
-given outright), to measure that trade-off; the default is docclass's own.
+given outright), to measure that trade-off; the default is docclass's own. `--docclass NAME=VALUE`
+(repeatable) sets any other TextClassifier parameter to a Python literal, to measure a variant
+side by side with the peers: `--docclass search=False --docclass min_df=1`, or one candidate
+configuration (selection.Candidate's fields) with `--docclass "candidates=[{'C': 1.0}]"`.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import json
 import os
@@ -227,6 +232,26 @@ def _verdict(result: dict, peers: list[str], index: int) -> str:
             f"({TITLES[best]}): {'yes' if ours >= theirs else 'no'}")
 
 
+def _docclass_params(settings: list[str], parser: argparse.ArgumentParser) -> dict:
+    """``--docclass NAME=VALUE`` settings as TextClassifier parameters; candidates as Candidates."""
+    from classifier_core.model import TextClassifier
+    from classifier_core.selection import Candidate
+
+    known, params = TextClassifier().get_params(), {}
+    for setting in settings:
+        name, _, text = setting.partition("=")
+        if name not in known or name == "mode":
+            parser.error(f"--docclass {setting}: expected NAME=VALUE with NAME one of "
+                         f"{', '.join(n for n in sorted(known) if n != 'mode')}; found {name!r}")
+        try:
+            value = ast.literal_eval(text)
+            params[name] = [Candidate(**fields) for fields in value] if name == "candidates" else value
+        except (ValueError, SyntaxError, TypeError) as exc:
+            parser.error(f"--docclass {setting}: expected a Python literal"
+                         f"{' (a list of dicts of Candidate fields)' if name == 'candidates' else ''}; {exc}")
+    return params
+
+
 def _choose(value: str | None, allowed: list[str], what: str) -> list[str]:
     chosen = [v.strip() for v in value.split(",") if v.strip()] if value else allowed
     unknown = sorted(set(chosen) - set(allowed))
@@ -241,10 +266,14 @@ def main() -> int:
     parser.add_argument("--systems", help=f"comma-separated subset of {','.join(SYSTEMS)} (default all)")
     parser.add_argument("--search-budget", type=float, metavar="SECONDS",
                         help="train docclass with this search budget, as `docclass train --search-budget` does")
+    parser.add_argument("--docclass", action="append", default=[], metavar="NAME=VALUE",
+                        help="a TextClassifier parameter as a Python literal (repeatable), e.g. min_df=1, "
+                             "search=False, \"candidates=[{'C': 1.0}]\"")
     parser.add_argument("--json", type=Path, help="also write the raw results (all eight metrics) here")
     args = parser.parse_args()
     if args.search_budget is not None:
         DOCCLASS_PARAMS.update(time_budget=args.search_budget)
+    DOCCLASS_PARAMS.update(_docclass_params(args.docclass, parser))
     if not DATA.is_dir():
         sys.exit(f"benchmarks need ../shared/data (not found: {DATA})")
     datasets = _choose(args.datasets, list(DATASETS), "datasets")
