@@ -245,10 +245,12 @@ def _docclass_params(settings: list[str], parser: argparse.ArgumentParser) -> di
                          f"{', '.join(n for n in sorted(known) if n != 'mode')}; found {name!r}")
         try:
             value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parser.error(f"--docclass {setting}: expected a Python literal (1, 0.5, False, 'char'); found {text!r}")
+        try:
             params[name] = [Candidate(**fields) for fields in value] if name == "candidates" else value
-        except (ValueError, SyntaxError, TypeError) as exc:
-            parser.error(f"--docclass {setting}: expected a Python literal"
-                         f"{' (a list of dicts of Candidate fields)' if name == 'candidates' else ''}; {exc}")
+        except TypeError as exc:
+            parser.error(f"--docclass {setting}: expected a list of dicts of Candidate fields; {exc}")
     return params
 
 
