@@ -276,6 +276,19 @@ def test_a_search_budget_with_fast_is_refused_from_the_api_too():
                                            SearchBudgetSeconds=30).SearchBudgetSeconds == 30.0
 
 
+def test_the_form_and_help_state_the_default_search_budget(capsys):
+    """The Prefect UI form's description and ``train --help`` give TextClassifier's default."""
+    from classifier_core.model import TIME_BUDGET
+    from flows.cli import main
+    from flows.request_models import CreateDocumentClassifierRequest
+
+    described = CreateDocumentClassifierRequest.model_fields["SearchBudgetSeconds"].description
+    assert f"Default: {TIME_BUDGET:g}." in described
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert f"(default {TIME_BUDGET:g};" in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize(
     ("reference", "message"),
     [
