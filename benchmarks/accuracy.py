@@ -249,7 +249,7 @@ def _docclass_params(settings: list[str], parser: argparse.ArgumentParser) -> di
             parser.error(f"--docclass {setting}: expected a Python literal (1, 0.5, False, 'char'); found {text!r}")
         try:
             params[name] = [Candidate(**fields) for fields in value] if name == "candidates" else value
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             parser.error(f"--docclass {setting}: expected a list of dicts of Candidate fields; {exc}")
     return params
 

@@ -25,6 +25,7 @@ Hsieh et al., "A dual coordinate descent method for large-scale linear SVM", ICM
 
 from __future__ import annotations
 
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,7 +47,8 @@ MAX_ITER = 1000  # LinearSVC's default
 def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative: np.ndarray, threads: int,
                     tol: float = TOL, max_iter: int = MAX_ITER,
                     start: sp.csr_matrix | None = None, out: np.ndarray | None = None,
-                    columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+                    columns: np.ndarray | None = None,
+                    nb_weights: bool = False) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     """Fits one binary SVM per column of ``positives`` (documents x problems, bool).
 
     Problem j weighs a positive document's loss by ``c_positive[j]`` and a negative one's by
@@ -63,6 +65,12 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
     ``start``, duals of that shape, warm-starts each problem from them (liblinear's warm start):
     from a solution on part of the documents, the others' duals at zero, a refit on all of them
     converges in fewer passes than from zero, to the same optimum.
+
+    ``nb_weights``: problem j sees each feature scaled by its Naive Bayes weight for j
+    (``nb_scale``), as NBSVM does (Wang & Manning, "Baselines and bigrams", ACL 2012), in a copy of
+    the matrix's values, one per thread (the indices are shared); its weights times the scale are
+    returned, the weights for the features as they are. (Scaling inside the solver instead, without the copy, took
+    1.3x the time per pass on 20newsgroups.)
     """
     x = sp.csr_matrix(x)
     if x.dtype not in (np.float32, np.float64):
@@ -81,6 +89,8 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
     intercept = np.zeros(n_problems)
     iterations = np.zeros(n_problems, dtype=np.int64)
     support: list = [None] * n_problems  # each problem's (documents, duals) where the duals are non-zero
+    column_sums = np.bincount(indices, weights=data, minlength=x.shape[1]) if nb_weights else None  # (solver's order)
+    scratch = threading.local()  # a thread's copy of the values, scaled for its problem of the moment
 
     def fit(j: int) -> None:
         w, alpha = np.zeros(x.shape[1], dtype=np.float32), np.zeros(x.shape[0])
@@ -88,8 +98,18 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
             alpha[start.indices[start.indptr[j]:start.indptr[j + 1]]] = start.data[start.indptr[j]:start.indptr[j + 1]]
         y = np.where(positives[:, j], 1.0, -1.0)
         diagonal = np.where(positives[:, j], 0.5 / c_positive[j], 0.5 / c_negative[j])
-        iterations[j], intercept[j] = _dual_coordinate_descent(indptr, indices, data, squares, y, diagonal, w, alpha,
-                                                               tol, max_iter, j)
+        scale, problem_data, problem_squares = None, data, squares
+        if nb_weights:  # the values scaled for this problem (in the solver's feature order)
+            if not hasattr(scratch, "data"):  # (reused: allocating it anew took longer than filling it)
+                scratch.data, scratch.squares = np.empty_like(data), np.empty_like(squares)
+            inside = _row_sums(indptr, indices, data, np.flatnonzero(positives[:, j]), x.shape[1])
+            scale = nb_scale(inside, column_sums).astype(data.dtype)
+            problem_data, problem_squares = scratch.data, scratch.squares
+            _scale_rows(indptr, indices, data, scale, problem_data, problem_squares)
+        iterations[j], intercept[j] = _dual_coordinate_descent(indptr, indices, problem_data, problem_squares, y,
+                                                               diagonal, w, alpha, tol, max_iter, j)
+        if scale is not None:
+            w *= scale  # the weights for the features as they are
         out[:, columns[j]] = w[rank]
         documents = np.flatnonzero(alpha)
         support[j] = (documents, alpha[documents])
@@ -103,6 +123,48 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
                            np.concatenate([i for i, _ in support] or [np.zeros(0, dtype=np.int64)]),
                            np.r_[0, np.cumsum(counts)]), shape=(n_problems, x.shape[0]))
     return out, intercept, duals
+
+
+# NB weights: the smoothing added to every feature's summed values in and out of the class (TF-IDF
+# values, 0.05-0.3 a word in a document), and the power of the log-count ratio's magnitude.
+NB_SMOOTHING = 0.1
+NB_POWER = 0.5
+
+
+def nb_scale(inside: np.ndarray, column_sums: np.ndarray) -> np.ndarray:
+    """Each feature's Naive Bayes weight for a class against the rest, from its values summed over
+    the class's documents (``inside``) and over all of them: the magnitude of its log-count ratio
+    (NBSVM's r, here on the feature values, each side smoothed by NB_SMOOTHING) to the power NB_POWER,
+    divided by its mean so C keeps its meaning. Features typical of either side weigh more: the SVM's
+    regularisation then favours them, where it treats every feature alike. (The sign of r is the
+    SVM's to learn: a weight may be negative.)"""
+    p = inside + NB_SMOOTHING
+    q = np.maximum(column_sums - inside, 0.0) + NB_SMOOTHING
+    r = np.abs(np.log(p / p.sum()) - np.log(q / q.sum())) ** NB_POWER
+    mean = r.mean()
+    return r / mean if mean > 0 else np.ones_like(r)  # (the class no different from the rest: no weights)
+
+
+@njit(cache=True, nogil=True)
+def _row_sums(indptr, indices, data, rows, n_features):
+    sums = np.zeros(n_features)
+    for i in rows:
+        for p in range(indptr[i], indptr[i + 1]):
+            sums[indices[p]] += data[p]
+    return sums
+
+
+@njit(cache=True, nogil=True)
+def _scale_rows(indptr, indices, data, scale, out, squares):
+    """``out``: the values times their feature's scale; ``squares``: each row's squared norm then, plus 1
+    (the intercept's feature)."""
+    for i in range(indptr.shape[0] - 1):
+        total = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            value = data[p] * scale[indices[p]]
+            out[p] = value
+            total += float(value) * value
+        squares[i] = total + 1.0
 
 
 @njit(cache=True, nogil=True)

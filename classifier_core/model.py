@@ -156,7 +156,7 @@ class TextClassifier(BaseEstimator):
             self.search_budget_ = round(self.time_budget, 1)
         best, slowest_fit, scores = None, None, {}
         for candidate in candidates:
-            reason = _redundant(candidate, candidates[0], scores, target[train], self.mode)
+            reason = _redundant(candidate, candidates, scores, target[train], self.mode)
             if reason is None and best is not None and not self._fits_in_budget(
                     candidate, time.monotonic() - started, slowest_fit, blocks.expected_seconds(candidate)):
                 reason = "time budget"
@@ -416,23 +416,25 @@ class _FeatureBlocks:
         return {key[0]: self.fitted[key] for key in keys}
 
 
-def _redundant(candidate: Candidate, default: Candidate, scores: dict, target: np.ndarray, mode: Mode) -> str | None:
-    """Why the search need not fit ``candidate`` (None: it should), given the validation ``scores``
-    of the candidates fitted so far and the training split's labels ``target``.
+def _redundant(candidate: Candidate, candidates: Sequence[Candidate], scores: dict, target: np.ndarray,
+               mode: Mode) -> str | None:
+    """Why the search need not fit ``candidate`` (None: it should), given the list it is in, the
+    validation ``scores`` of the candidates fitted so far and the training split's labels ``target``.
 
-    - C is searched along a line from the default's: a candidate that differs from the default only
-      in C is skipped when a C on the other side of the default's scored at least as well as the
-      default, as the validation score rarely has two peaks in C. (On the shared datasets, where
-      C=1 scored at least C=0.5's, C=0.25 never scored above C=1.)
+    - C is searched along a line from the first candidate that differs from this one only in C (its
+      base): the candidate is skipped when a C on the other side of the base's scored at least as
+      well as the base, as the validation score rarely has two peaks in C. (On the shared datasets,
+      where C=1 scored at least C=0.5's, C=0.25 never scored above C=1.)
     - "balanced" class weights are skipped when they are all equal on the training split (every
       class as frequent, as in clinc150) and the unweighted candidate was fitted: the problem is
       the same.
     """
-    if candidate.C != default.C and replace(default, C=candidate.C) == candidate and default in scores:
+    base = next((c for c in candidates if c.C != candidate.C and replace(c, C=candidate.C) == candidate), None)
+    if base is not None and base in scores:
         for other, score in scores.items():
-            if (replace(default, C=other.C) == other and (other.C - default.C) * (candidate.C - default.C) < 0
-                    and score >= scores[default]):
-                return f"C={other.C:g} scored at least C={default.C:g}'s"
+            if (replace(base, C=other.C) == other and (other.C - base.C) * (candidate.C - base.C) < 0
+                    and score >= scores[base]):
+                return f"C={other.C:g} scored at least C={base.C:g}'s"
     if candidate.class_weight == "balanced":
         unweighted = replace(candidate, class_weight=None)
         counts = target.sum(axis=0)
@@ -473,7 +475,8 @@ def _one_vs_rest_svm(x, target: np.ndarray, candidate: Candidate, mode: Mode, th
 
     def solve(problems, positives, c_positive, c_negative):
         _, b, duals = fit_binary_svms(x, positives, c_positive, c_negative, threads, tol,
-                                      start=None if start is None else start[problems], out=weights, columns=problems)
+                                      start=None if start is None else start[problems], out=weights, columns=problems,
+                                      nb_weights=candidate.nb_weights)
         duals = duals.tocoo()
         return b, sp.csr_matrix((duals.data, (problems[duals.row], duals.col)), shape=(n_labels, n_docs))
 

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from classifier_core.linear_svm import fit_binary_svms
+from classifier_core.linear_svm import fit_binary_svms, nb_scale
 
 
 def _fit(*args, **kwargs):
@@ -129,3 +129,38 @@ def test_the_weights_go_into_the_given_columns_of_a_given_array():
     np.testing.assert_array_equal(again, intercept)
     fit_binary_svms(x, positives, c, c, threads=2, out=out[:, 2:])  # (a view: columns 2 and 3, in order)
     np.testing.assert_array_equal(out[:, 2:], weights)
+
+
+def test_nb_scale_weighs_features_by_how_unevenly_they_fall_in_and_out_of_the_class():
+    # 3 features, values summed over the class's documents and over all of them: the first only in
+    # the class, the second as common inside as outside (in proportion), the third mostly outside
+    inside, total = np.array([4.0, 2.0, 1.0]), np.array([4.0, 4.0, 9.0])
+    scale = nb_scale(inside, total)
+    p, q = inside + 0.1, total - inside + 0.1  # NBSVM's log-count ratio, smoothed by 0.1
+    r = np.sqrt(np.abs(np.log(p / p.sum()) - np.log(q / q.sum())))
+    np.testing.assert_allclose(scale, r / r.mean())
+    assert scale.mean() == pytest.approx(1.0)
+    assert scale[0] > scale[2] > scale[1]
+    # a class no different from the rest has nothing to weigh: every feature keeps its value
+    np.testing.assert_array_equal(nb_scale(np.array([1.0, 2.0]), np.array([2.0, 4.0])), [1.0, 1.0])
+
+
+def test_nb_weights_solve_linear_svcs_problem_on_the_nb_scaled_features():
+    # the returned weights are for the features as they are: the scaled problem's times the scale
+    x, positives = _problem()
+    c_positive, c_negative = np.array([0.5, 2.0, 1.0, 0.25]), np.array([0.5, 0.3, 1.0, 4.0])
+    coef, intercept, _ = _fit(x, positives, c_positive, c_negative, threads=2, tol=1e-6, nb_weights=True)
+    plain, _, _ = _fit(x, positives, c_positive, c_negative, threads=2, tol=1e-6)
+    for j in range(positives.shape[1]):
+        scale = nb_scale(np.asarray(x[positives[:, j]].sum(axis=0)).ravel(), np.asarray(x.sum(axis=0)).ravel())
+        reference = LinearSVC(C=1.0, class_weight={0: c_negative[j], 1: c_positive[j]}, tol=1e-6, max_iter=100_000,
+                              random_state=0)  # (both near the optimum: at 1e-4 LinearSVC stops further off)
+        scaled = x.multiply(scale).tocsr()
+        reference.fit(scaled, positives[:, j].astype(int))
+        np.testing.assert_allclose(coef[j] / scale, reference.coef_[0], atol=1e-4)
+        np.testing.assert_allclose(intercept[j], reference.intercept_[0], atol=1e-4)
+        ours = _objective(scaled, positives[:, j], coef[j] / scale, intercept[j], c_positive[j], c_negative[j])
+        theirs = _objective(scaled, positives[:, j], reference.coef_[0], reference.intercept_[0], c_positive[j],
+                            c_negative[j])
+        assert ours == pytest.approx(theirs, rel=1e-5)
+        assert np.abs(coef[j] - plain[j]).max() > 0.05  # not the plain SVM's solution

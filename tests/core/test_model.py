@@ -19,7 +19,7 @@ from classifier_core.metrics import indicator_matrix, score_metrics
 from classifier_core.model import (FIT_TOL, TIME_BUDGET, TextClassifier, _FeatureBlocks, _one_vs_rest_svm,
                                    _PickledVectorizers, _redundant, load_model)
 from classifier_core.scorer import SCORER_FILE, Scorer, calibrated, load_scorer
-from classifier_core.selection import MULTI_CLASS_CANDIDATES, Candidate, tune_thresholds, validation_split
+from classifier_core.selection import MULTI_CLASS_CANDIDATES, MULTI_LABEL_CANDIDATES, Candidate, tune_thresholds, validation_split
 from flows.demo_data import multi_class_rows, multi_label_rows
 
 
@@ -245,26 +245,37 @@ def test_candidates_sharing_feature_blocks_share_their_split_rows(tickets):
     assert blocks.rows(Candidate(features="word"), train, valid)[0] is not words
 
 
-def test_c_is_searched_along_a_line_from_the_defaults():
-    default, up, down = Candidate(), Candidate(C=1.0), Candidate(C=0.25)
+def test_c_is_searched_along_a_line_from_the_first_candidate_differing_only_in_c():
+    nb, default, up, down = Candidate(nb_weights=True), Candidate(), Candidate(C=1.0), Candidate(C=0.25)
+    listed = [nb, default, up, down]
     target = np.eye(3, dtype=bool)[[0, 0, 1, 2]]
-    assert _redundant(down, default, {default: 0.8, up: 0.8}, target, Mode.MULTI_CLASS) == "C=1 scored at least C=0.5's"
-    assert _redundant(down, default, {default: 0.8, up: 0.7}, target, Mode.MULTI_CLASS) is None
-    assert _redundant(up, default, {default: 0.8}, target, Mode.MULTI_CLASS) is None
-    other_features = Candidate(features="word", C=0.25)  # not on the default's line
-    assert _redundant(other_features, default, {default: 0.8, up: 0.9}, target, Mode.MULTI_CLASS) is None
+    assert _redundant(down, listed, {nb: 0.9, default: 0.8, up: 0.8}, target, Mode.MULTI_CLASS) == "C=1 scored at least C=0.5's"
+    assert _redundant(down, listed, {nb: 0.9, default: 0.8, up: 0.7}, target, Mode.MULTI_CLASS) is None
+    assert _redundant(up, listed, {nb: 0.9, default: 0.8}, target, Mode.MULTI_CLASS) is None
+    assert _redundant(down, listed, {nb: 0.9, up: 0.9}, target, Mode.MULTI_CLASS) is None  # its base not fitted
+    other_features = Candidate(features="word", C=0.25)  # on no listed candidate's line
+    assert _redundant(other_features, listed, {default: 0.8, up: 0.9}, target, Mode.MULTI_CLASS) is None
+
+
+def test_nb_weights_need_an_svm_and_are_the_multi_class_default_only():
+    with pytest.raises(ValueError, match="nb_weights needs the squared_hinge loss"):
+        Candidate(loss="log", nb_weights=True)
+    assert MULTI_CLASS_CANDIDATES[0].nb_weights and MULTI_CLASS_CANDIDATES[1] == Candidate()
+    assert not any(c.nb_weights for c in MULTI_LABEL_CANDIDATES)
+    assert "NB weights" in MULTI_CLASS_CANDIDATES[0].describe()
 
 
 def test_balanced_weights_are_skipped_only_when_they_change_nothing():
     default, balanced = Candidate(), Candidate(class_weight="balanced")
     even, uneven = np.eye(3, dtype=bool)[[0, 1, 2, 0, 1, 2]], np.eye(3, dtype=bool)[[0, 0, 1, 2]]
-    reason = _redundant(balanced, default, {default: 0.8}, even, Mode.MULTI_CLASS)
+    listed = [default, balanced]
+    reason = _redundant(balanced, listed, {default: 0.8}, even, Mode.MULTI_CLASS)
     assert reason == "balanced weights all equal: the problem of word+char, squared_hinge, C=0.5"
-    assert _redundant(balanced, default, {default: 0.8}, uneven, Mode.MULTI_CLASS) is None
-    assert _redundant(balanced, default, {}, even, Mode.MULTI_CLASS) is None  # the unweighted one was not fitted
+    assert _redundant(balanced, listed, {default: 0.8}, uneven, Mode.MULTI_CLASS) is None
+    assert _redundant(balanced, listed, {}, even, Mode.MULTI_CLASS) is None  # the unweighted one was not fitted
     labels = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=bool)  # each label in half the documents
-    assert _redundant(balanced, default, {default: 0.8}, labels, Mode.MULTI_LABEL) is not None
-    assert _redundant(balanced, default, {default: 0.8}, labels[:3], Mode.MULTI_LABEL) is None
+    assert _redundant(balanced, listed, {default: 0.8}, labels, Mode.MULTI_LABEL) is not None
+    assert _redundant(balanced, listed, {default: 0.8}, labels[:3], Mode.MULTI_LABEL) is None
 
 
 def test_equal_balanced_weights_fit_the_same_model_as_none(tickets):
@@ -275,7 +286,7 @@ def test_equal_balanced_weights_fit_the_same_model_as_none(tickets):
     n = min(map(len, per_class.values()))
     texts = [t for members in per_class.values() for t in members[:n]]
     labels = [label for label, members in per_class.items() for _ in members[:n]]
-    plain = TextClassifier(search=False).fit(texts, labels)
+    plain = TextClassifier(search=False, candidates=[Candidate()]).fit(texts, labels)
     balanced = TextClassifier(search=False, candidates=[Candidate(class_weight="balanced")]).fit(texts, labels)
     np.testing.assert_array_equal(plain.weights_, balanced.weights_)
 
