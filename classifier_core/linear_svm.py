@@ -69,8 +69,8 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
     ``nb_weights``: problem j sees each feature scaled by its Naive Bayes weight for j
     (``nb_scale``), as NBSVM does (Wang & Manning, "Baselines and bigrams", ACL 2012), in a copy of
     the matrix's values, one per thread (the indices are shared); its weights times the scale are
-    returned, the weights for the features as they are. (Scaling inside the solver instead, without the copy, took
-    1.3x the time per pass on 20newsgroups.)
+    returned, the weights for the features as they are. (Scaling inside the solver instead, without
+    the copy, took 13.6-14.9 s on 20newsgroups against 12.8-13.2 s: benchmarks/RESULTS.md.)
     """
     x = sp.csr_matrix(x)
     if x.dtype not in (np.float32, np.float64):
