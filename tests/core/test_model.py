@@ -19,7 +19,8 @@ from classifier_core.metrics import indicator_matrix, score_metrics
 from classifier_core.model import (FIT_TOL, TIME_BUDGET, TextClassifier, _FeatureBlocks, _one_vs_rest_svm,
                                    _PickledVectorizers, _redundant, load_model)
 from classifier_core.scorer import SCORER_FILE, Scorer, calibrated, load_scorer
-from classifier_core.selection import MULTI_CLASS_CANDIDATES, MULTI_LABEL_CANDIDATES, Candidate, tune_thresholds, validation_split
+from classifier_core.selection import (MULTI_CLASS_CANDIDATES, MULTI_LABEL_CANDIDATES, Candidate, tune_thresholds,
+                                      validation_split)
 from flows.demo_data import multi_class_rows, multi_label_rows
 
 
@@ -249,7 +250,8 @@ def test_c_is_searched_along_a_line_from_the_first_candidate_differing_only_in_c
     nb, default, up, down = Candidate(nb_weights=True), Candidate(), Candidate(C=1.0), Candidate(C=0.25)
     listed = [nb, default, up, down]
     target = np.eye(3, dtype=bool)[[0, 0, 1, 2]]
-    assert _redundant(down, listed, {nb: 0.9, default: 0.8, up: 0.8}, target, Mode.MULTI_CLASS) == "C=1 scored at least C=0.5's"
+    reason = _redundant(down, listed, {nb: 0.9, default: 0.8, up: 0.8}, target, Mode.MULTI_CLASS)
+    assert reason == "C=1 scored at least C=0.5's"
     assert _redundant(down, listed, {nb: 0.9, default: 0.8, up: 0.7}, target, Mode.MULTI_CLASS) is None
     assert _redundant(up, listed, {nb: 0.9, default: 0.8}, target, Mode.MULTI_CLASS) is None
     assert _redundant(down, listed, {nb: 0.9, up: 0.9}, target, Mode.MULTI_CLASS) is None  # its base not fitted
