@@ -80,7 +80,8 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
     rank = np.empty(x.shape[1], dtype=np.uint32)
     rank[np.argsort(-np.bincount(x.indices, minlength=x.shape[1]), kind="stable")] = np.arange(x.shape[1])
     indices = rank[x.indices]
-    squares = _squared_norms(indptr, data) + 1.0  # + the intercept's feature, 1 in every document
+    # + the intercept's feature, 1 in every document (NB weights: each problem's own, from its scaled values)
+    squares = None if nb_weights else _squared_norms(indptr, data) + 1.0
     n_problems = positives.shape[1]
     if out is None:
         out = np.zeros((x.shape[1], n_problems), dtype=np.float32)
@@ -89,7 +90,7 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
     intercept = np.zeros(n_problems)
     iterations = np.zeros(n_problems, dtype=np.int64)
     support: list = [None] * n_problems  # each problem's (documents, duals) where the duals are non-zero
-    column_sums = np.bincount(indices, weights=data, minlength=x.shape[1]) if nb_weights else None  # (solver's order)
+    column_sums = _row_sums(indptr, indices, data, np.arange(x.shape[0]), x.shape[1]) if nb_weights else None
     scratch = threading.local()  # a thread's copy of the values, scaled for its problem of the moment
 
     def fit(j: int) -> None:
@@ -101,7 +102,7 @@ def fit_binary_svms(x, positives: np.ndarray, c_positive: np.ndarray, c_negative
         scale, problem_data, problem_squares = None, data, squares
         if nb_weights:  # the values scaled for this problem (in the solver's feature order)
             if not hasattr(scratch, "data"):  # (reused: allocating it anew took longer than filling it)
-                scratch.data, scratch.squares = np.empty_like(data), np.empty_like(squares)
+                scratch.data, scratch.squares = np.empty_like(data), np.empty(x.shape[0])
             inside = _row_sums(indptr, indices, data, np.flatnonzero(positives[:, j]), x.shape[1])
             scale = nb_scale(inside, column_sums).astype(data.dtype)
             problem_data, problem_squares = scratch.data, scratch.squares
@@ -147,6 +148,7 @@ def nb_scale(inside: np.ndarray, column_sums: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _row_sums(indptr, indices, data, rows, n_features):
+    """Each feature's values summed over the given rows."""
     sums = np.zeros(n_features)
     for i in rows:
         for p in range(indptr[i], indptr[i + 1]):
